@@ -1,0 +1,34 @@
+//! Per-token int8 absmax activations (bitnet.cpp's I8_S, type 37): BitNet b1.58's W1.58A8 input.
+//!
+//! One scale per activation row: γ = 127 / max(max|x|, 1e-5), q = round_half_even(x·γ) clamped to
+//! [-128, 127], and the row sum Σq so that offset-coded weights (code = w + 1) can subtract it.
+//! As in the fork's `quantize_row_i8_s` (llama.cpp fork 406a5036), the maximum and the quotient
+//! 127/max are taken in f64 and rounded once to f32; x·γ is an f32 product.
+
+use crate::formats::check_finite;
+use crate::KernelError;
+
+/// One quantized activation row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct I8sRow {
+    pub qs: Vec<i8>,
+    /// Σ qs, what an offset code's extra +1 adds to the integer dot.
+    pub sum: i32,
+    /// γ, the multiplier that took x to q (divide by it to go back).
+    pub scale: f32,
+}
+
+pub const NAME: &str = "i8_s";
+
+/// Quantize one activation row (a token) with its own absmax scale.
+pub fn quantize_i8_s(x: &[f32]) -> Result<I8sRow, KernelError> {
+    check_finite(NAME, "activations", x)?;
+    let max = x.iter().fold(1e-5f64, |m, &v| m.max(f64::from(v.abs())));
+    let scale = (127.0 / max) as f32;
+    let qs: Vec<i8> = x
+        .iter()
+        .map(|&v| (v * scale).round_ties_even().clamp(-128.0, 127.0) as i8)
+        .collect();
+    let sum = qs.iter().map(|&q| i32::from(q)).sum();
+    Ok(I8sRow { qs, sum, scale })
+}

@@ -1,0 +1,42 @@
+//! F16 (ggml type 1): IEEE half precision, the full-precision baseline. Activations: F16.
+
+use super::{BlockFormat, FormatInfo, Origin};
+use crate::activations::{BlockActivation, F16Act, F16Bytes};
+
+pub struct F16;
+
+impl BlockFormat for F16 {
+    const INFO: FormatInfo = FormatInfo {
+        name: "f16",
+        block_size: 1,
+        block_bytes: 2,
+        bits_per_weight: 16.0,
+        activation: "f16",
+        origin: Origin::Ggml,
+        ternary: false,
+    };
+    type Block = F16Bytes;
+    type Act = F16Act;
+
+    fn quantize_blocks(src: &[f32], dst: &mut [F16Bytes]) {
+        F16Act::quantize_blocks(src, dst);
+    }
+
+    fn dequantize_blocks(src: &[F16Bytes], dst: &mut [f32]) {
+        for (out, x) in dst.iter_mut().zip(src) {
+            *out = x.to_f32();
+        }
+    }
+
+    fn dot_blocks(w: &[F16Bytes], a: &[F16Bytes]) -> f32 {
+        dot_f16_f16(w, a)
+    }
+}
+
+/// Products of the widened halves, summed in f64 (ggml's generic path sums in `ggml_float`).
+pub fn dot_f16_f16(w: &[F16Bytes], a: &[F16Bytes]) -> f32 {
+    w.iter()
+        .zip(a)
+        .map(|(x, y)| f64::from(x.to_f32() * y.to_f32()))
+        .sum::<f64>() as f32
+}

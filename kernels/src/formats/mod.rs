@@ -1,0 +1,255 @@
+//! Weight formats: the shared traits, and one module per format.
+//!
+//! ggml formats are row-blocked ([`BlockFormat`]): each row is an independent run of fixed-size
+//! blocks carrying their own scales. bitnet.cpp formats (I2_S, TL1, TL2) are tensor-level: one
+//! scale per tensor and, for TL1/TL2, a tiled layout. [`WeightFormat`] is the tensor-level face
+//! that both kinds present, and what the registry lists.
+
+pub mod bf16;
+pub mod f16;
+pub mod i2_s;
+pub mod q4_0;
+pub mod q4_k;
+pub mod q6_k;
+pub mod q8_0;
+pub mod tl1;
+pub mod tl2;
+pub mod tq1_0;
+pub mod tq2_0;
+
+use std::marker::PhantomData;
+
+use bytemuck::Pod;
+
+use crate::activations::BlockActivation;
+use crate::KernelError;
+
+/// Where a format's byte layout is defined; our bytes must equal theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Ggml,
+    BitnetCpp,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Ggml => "ggml",
+            Origin::BitnetCpp => "bitnet.cpp",
+        }
+    }
+}
+
+/// Static facts about a format, as `ternbench formats` prints them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FormatInfo {
+    /// Upstream's lower-case name (`tq2_0`, `i2_s`, `q4_K`).
+    pub name: &'static str,
+    /// Weights per block.
+    pub block_size: usize,
+    /// Bytes per block.
+    pub block_bytes: usize,
+    /// Storage cost per weight, not counting per-tensor tails (I2_S, TL1 and TL2 add 32 bytes).
+    pub bits_per_weight: f64,
+    /// The activation type the format's dot product consumes (`q8_K`, `i8_s`, ...).
+    pub activation: &'static str,
+    pub origin: Origin,
+    /// Whether the format holds only {-1, 0, +1} times a scale.
+    pub ternary: bool,
+}
+
+impl FormatInfo {
+    pub const fn bits(block_size: usize, block_bytes: usize) -> f64 {
+        (block_bytes * 8) as f64 / block_size as f64
+    }
+}
+
+/// The tensor-level face of every format: a rows x cols matrix (ggml ne1 x ne0), row-major.
+pub trait WeightFormat: Send + Sync {
+    fn info(&self) -> &'static FormatInfo;
+
+    /// Bytes that a packed rows x cols tensor takes, tails included.
+    fn tensor_bytes(&self, rows: usize, cols: usize) -> Result<usize, KernelError>;
+
+    /// Quantize row-major f32 weights into the format's on-disk bytes.
+    fn pack(&self, weights: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>, KernelError>;
+
+    /// Dequantize packed bytes back to row-major f32.
+    fn unpack(&self, packed: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, KernelError>;
+
+    /// y = W·x with x quantized as the paired activation type, by the scalar reference dot.
+    fn gemv_ref(
+        &self,
+        packed: &[u8],
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+    ) -> Result<Vec<f32>, KernelError>;
+}
+
+/// A ggml-style row-blocked format: each row is `cols / BLOCK` independent blocks.
+pub trait BlockFormat: Send + Sync + 'static {
+    const INFO: FormatInfo;
+    /// One block, `#[repr(C)]` of byte arrays only, so any byte slice casts to blocks.
+    type Block: Pod;
+    type Act: BlockActivation;
+
+    /// Quantize `dst.len()` blocks from `src` (`src.len() == dst.len() * block_size`).
+    fn quantize_blocks(src: &[f32], dst: &mut [Self::Block]);
+
+    /// Dequantize `src.len()` blocks into `dst` (`dst.len() == src.len() * block_size`).
+    fn dequantize_blocks(src: &[Self::Block], dst: &mut [f32]);
+
+    /// The scalar reference dot product of one weight row with one quantized activation row.
+    fn dot_blocks(w: &[Self::Block], a: &[<Self::Act as BlockActivation>::Block]) -> f32;
+}
+
+/// Check that a row of `len` values splits into whole blocks of `block`; returns the block count.
+pub fn blocks_in_row(format: &'static str, len: usize, block: usize) -> Result<usize, KernelError> {
+    if len % block != 0 {
+        return Err(KernelError::RowLength { format, len, block });
+    }
+    Ok(len / block)
+}
+
+/// Reject NaN and infinities, naming the first offender.
+pub fn check_finite(
+    format: &'static str,
+    what: &'static str,
+    v: &[f32],
+) -> Result<(), KernelError> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(index) => Err(KernelError::NonFinite {
+            format,
+            what,
+            index,
+            value: v[index],
+        }),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn check_len(
+    format: &'static str,
+    what: &'static str,
+    got: usize,
+    expected: usize,
+) -> Result<(), KernelError> {
+    if got != expected {
+        return Err(KernelError::BufferSize {
+            format,
+            what,
+            got,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// View bytes as blocks of `F`, checking the count.
+pub fn as_blocks<F: BlockFormat>(bytes: &[u8], blocks: usize) -> Result<&[F::Block], KernelError> {
+    check_len(
+        F::INFO.name,
+        "packed bytes",
+        bytes.len(),
+        blocks * F::INFO.block_bytes,
+    )?;
+    bytemuck::try_cast_slice(bytes).map_err(|_| KernelError::BufferSize {
+        format: F::INFO.name,
+        what: "packed bytes",
+        got: bytes.len(),
+        expected: blocks * F::INFO.block_bytes,
+    })
+}
+
+/// Quantize one row of `F`, checking lengths and values.
+pub fn quantize_row<F: BlockFormat>(src: &[f32]) -> Result<Vec<F::Block>, KernelError> {
+    let n = blocks_in_row(F::INFO.name, src.len(), F::INFO.block_size)?;
+    check_finite(F::INFO.name, "weights", src)?;
+    let mut dst = vec![F::Block::zeroed(); n];
+    F::quantize_blocks(src, &mut dst);
+    Ok(dst)
+}
+
+/// Quantize one activation row as `F`'s paired activation type, checking lengths and values.
+pub fn quantize_act_row<F: BlockFormat>(
+    x: &[f32],
+) -> Result<Vec<<F::Act as BlockActivation>::Block>, KernelError> {
+    crate::activations::quantize_row::<F::Act>(x)
+}
+
+/// The registry entry for a [`BlockFormat`]: adapts it to [`WeightFormat`].
+pub struct Rows<F>(PhantomData<F>);
+
+impl<F> Rows<F> {
+    pub const fn new() -> Self {
+        Rows(PhantomData)
+    }
+}
+
+impl<F> Default for Rows<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+use bytemuck::Zeroable;
+
+impl<F: BlockFormat> WeightFormat for Rows<F> {
+    fn info(&self) -> &'static FormatInfo {
+        &F::INFO
+    }
+
+    fn tensor_bytes(&self, rows: usize, cols: usize) -> Result<usize, KernelError> {
+        let blocks = blocks_in_row(F::INFO.name, cols, F::INFO.block_size)?;
+        Ok(rows * blocks * F::INFO.block_bytes)
+    }
+
+    fn pack(&self, weights: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>, KernelError> {
+        let per_row = blocks_in_row(F::INFO.name, cols, F::INFO.block_size)?;
+        check_len(F::INFO.name, "weights", weights.len(), rows * cols)?;
+        check_finite(F::INFO.name, "weights", weights)?;
+        let mut blocks = vec![F::Block::zeroed(); rows * per_row];
+        if cols > 0 {
+            for (src, dst) in weights
+                .chunks_exact(cols)
+                .zip(blocks.chunks_exact_mut(per_row))
+            {
+                F::quantize_blocks(src, dst);
+            }
+        }
+        Ok(bytemuck::cast_slice(&blocks).to_vec())
+    }
+
+    fn unpack(&self, packed: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>, KernelError> {
+        let per_row = blocks_in_row(F::INFO.name, cols, F::INFO.block_size)?;
+        let blocks = as_blocks::<F>(packed, rows * per_row)?;
+        let mut out = vec![0.0; rows * cols];
+        if cols > 0 {
+            for (src, dst) in blocks.chunks_exact(per_row).zip(out.chunks_exact_mut(cols)) {
+                F::dequantize_blocks(src, dst);
+            }
+        }
+        Ok(out)
+    }
+
+    fn gemv_ref(
+        &self,
+        packed: &[u8],
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+    ) -> Result<Vec<f32>, KernelError> {
+        let per_row = blocks_in_row(F::INFO.name, cols, F::INFO.block_size)?;
+        let blocks = as_blocks::<F>(packed, rows * per_row)?;
+        check_len(F::INFO.name, "activations", x.len(), cols)?;
+        let act = quantize_act_row::<F>(x)?;
+        if cols == 0 {
+            return Ok(vec![0.0; rows]);
+        }
+        Ok(blocks
+            .chunks_exact(per_row)
+            .map(|row| F::dot_blocks(row, &act))
+            .collect())
+    }
+}

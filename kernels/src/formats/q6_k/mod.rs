@@ -1,0 +1,1 @@
+//! q6_k: in progress.

@@ -1,0 +1,1 @@
+//! tl1: in progress.

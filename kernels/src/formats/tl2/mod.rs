@@ -1,0 +1,1 @@
+//! tl2: in progress.
