@@ -94,3 +94,90 @@ pub fn ggml_quants() -> Result<Vec<GgmlCase>, DatasetError> {
         })
         .collect()
 }
+
+const TINY_TENSORS_FILE: &str = "datasets/golden/tiny-tensors.json";
+const TINY_TENSORS_JSON: &str = include_str!("../golden/tiny-tensors.json");
+
+/// A weight tensor of the shared tiny `bitnet` model: its F16 source and upstream's quantized bytes.
+#[derive(Debug, Clone)]
+pub struct TinyTensor {
+    pub name: String,
+    /// Output rows (ggml ne1).
+    pub rows: usize,
+    /// Row length (ggml ne0).
+    pub cols: usize,
+    /// Row-major weights, widened from the F16 source.
+    pub weights: Vec<f32>,
+    /// Upstream's bytes by format name (`tq2_0` and `i2_s` for weights, `q6_K` for the embedding).
+    pub quantized: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Deserialize)]
+struct RawTiny {
+    tensors: Vec<serde_json::Map<String, serde_json::Value>>,
+    #[serde(rename = "embedding_q6_K")]
+    embedding: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Tensors cut from tiny-f16/tiny-tq2/tiny-i2s.gguf by `golden/extract_tiny.py`.
+pub fn tiny_tensors() -> Result<Vec<TinyTensor>, DatasetError> {
+    let raw: RawTiny =
+        serde_json::from_str(TINY_TENSORS_JSON).map_err(|source| DatasetError::Json {
+            file: TINY_TENSORS_FILE,
+            source,
+        })?;
+    let mut all = raw.tensors;
+    all.push(raw.embedding);
+    all.iter()
+        .enumerate()
+        .map(|(case, m)| {
+            let bad = |field, reason: &str| DatasetError::Field {
+                file: TINY_TENSORS_FILE,
+                case,
+                field,
+                reason: reason.to_string(),
+            };
+            let num = |field: &'static str| {
+                m.get(field)
+                    .and_then(|v| v.as_u64())
+                    .map(|v| v as usize)
+                    .ok_or_else(|| bad(field, "missing or not a number"))
+            };
+            let (rows, cols) = (num("rows")?, num("cols")?);
+            let mut weights = Vec::new();
+            let mut quantized = Vec::new();
+            for (key, value) in m {
+                let Some(format) = key.strip_suffix("_hex") else {
+                    continue;
+                };
+                let bytes = value
+                    .as_str()
+                    .and_then(|s| hex::decode(s).ok())
+                    .ok_or_else(|| bad("*_hex", "not a hex string"))?;
+                if format == "f16" {
+                    weights = bytes
+                        .chunks_exact(2)
+                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                        .collect();
+                } else {
+                    quantized.push((format.to_string(), bytes));
+                }
+            }
+            if weights.len() != rows * cols {
+                return Err(bad("f16_hex", "length disagrees with rows x cols"));
+            }
+            let name = m
+                .get("name")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            Ok(TinyTensor {
+                name,
+                rows,
+                cols,
+                weights,
+                quantized,
+            })
+        })
+        .collect()
+}

@@ -4,6 +4,7 @@
 //! and (as the harness grows) model shape presets, vendor claims and hardware specs.
 
 pub mod golden;
+pub mod golden_tl;
 
 /// Failure to read an embedded data set: a bug in the data, named by file and field.
 #[derive(Debug, thiserror::Error)]

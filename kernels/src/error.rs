@@ -39,6 +39,22 @@ pub enum KernelError {
         cols: usize,
         reason: String,
     },
+    #[error("{format}: {what} at byte {offset} is {code}, a value the format never writes")]
+    BadCode {
+        format: &'static str,
+        what: &'static str,
+        offset: usize,
+        code: u8,
+    },
+    #[error(
+        "{format}: source block {block} has scale {scale} but the tensor's scale is {expected}; a {format} tensor holds one scale, so every non-zero block must share it"
+    )]
+    ScaleMismatch {
+        format: &'static str,
+        block: usize,
+        scale: f32,
+        expected: f32,
+    },
     #[error("unknown format '{0}' (see `ternbench formats`)")]
     UnknownFormat(String),
 }

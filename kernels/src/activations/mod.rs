@@ -2,8 +2,10 @@
 //!
 //! Block activations (ggml's `vec_dot_type`): [`q8_k`] for the TQ and K-quant formats, [`q8_0`]
 //! for Q4_0/Q8_0, and plain [`F16Act`]/[`Bf16Act`] conversion for F16/BF16. Per-token int8 absmax
-//! ([`i8_s`]) is bitnet.cpp's I8_S, used by I2_S and (as the input of the lookup tables) TL1/TL2.
+//! ([`i8_s`]) is bitnet.cpp's I8_S, used by I2_S; [`i8_lut`] is the TL1/TL2 kernels' variant of it
+//! (no 1e-5 floor, no clamp, no row sum), the input of their lookup tables.
 
+pub mod i8_lut;
 pub mod i8_s;
 pub mod q8_0;
 pub mod q8_k;
@@ -24,6 +26,9 @@ pub trait BlockActivation: Send + Sync + 'static {
 
     /// Quantize `dst.len()` blocks from `src` (`src.len() == dst.len() * BLOCK`).
     fn quantize_blocks(src: &[f32], dst: &mut [Self::Block]);
+
+    /// The values the quantized blocks stand for (`dst.len() == src.len() * BLOCK`).
+    fn dequantize_blocks(src: &[Self::Block], dst: &mut [f32]);
 }
 
 /// Quantize one activation row, checking its length and that every value is finite.
@@ -77,6 +82,12 @@ impl BlockActivation for F16Act {
             *d = F16Bytes::from_f32(s);
         }
     }
+
+    fn dequantize_blocks(src: &[F16Bytes], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.to_f32();
+        }
+    }
 }
 
 /// BF16 weights take BF16 activations.
@@ -90,6 +101,12 @@ impl BlockActivation for Bf16Act {
     fn quantize_blocks(src: &[f32], dst: &mut [Bf16Bytes]) {
         for (d, &s) in dst.iter_mut().zip(src) {
             *d = Bf16Bytes::from_f32(s);
+        }
+    }
+
+    fn dequantize_blocks(src: &[Bf16Bytes], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.to_f32();
         }
     }
 }

@@ -54,4 +54,12 @@ impl BlockActivation for Q8_0 {
             }
         }
     }
+
+    fn dequantize_blocks(src: &[BlockQ8_0], dst: &mut [f32]) {
+        for (x, y) in src.iter().zip(dst.chunks_exact_mut(QK8_0)) {
+            for (out, &q) in y.iter_mut().zip(&x.qs) {
+                *out = f32::from(q) * x.d.to_f32();
+            }
+        }
+    }
 }

@@ -43,6 +43,14 @@ impl BlockActivation for Q8K {
             quantize_block(x, y);
         }
     }
+
+    fn dequantize_blocks(src: &[BlockQ8K], dst: &mut [f32]) {
+        for (x, y) in src.iter().zip(dst.chunks_exact_mut(QK_K)) {
+            for (out, &q) in y.iter_mut().zip(&x.qs) {
+                *out = f32::from(q) * x.d();
+            }
+        }
+    }
 }
 
 fn quantize_block(x: &[f32], y: &mut BlockQ8K) {

@@ -3,7 +3,8 @@
 //! Layout (bitnet.cpp `quantize_i2_s`, x86 "MAD" kernel): the tensor, flattened row-major, is cut
 //! into 128-weight blocks of 32 bytes; byte j of a block holds weights j, j+32, j+64, j+96 in bits
 //! 7:6, 5:4, 3:2, 1:0 (MSB first, stride 32) as the code c = w + 1. After the rows·cols/4 code
-//! bytes comes a 32-byte tail whose first 4 bytes are the f32 scale s (little-endian), rest zero.
+//! bytes comes a 32-byte tail whose first 4 bytes are the f32 scale s (little-endian); upstream leaves
+//! the other 28 uninitialised, we write zeros.
 //! Activations: per-token int8 ([`crate::activations::i8_s`]); y = (Σc·q − Σq) / γ · s.
 //!
 //! Upstream's quantizer takes s = max|w| and keeps only the sign of each weight, so it silently
@@ -28,8 +29,8 @@ pub const INFO: FormatInfo = FormatInfo {
     ternary: true,
 };
 
-/// Below this magnitude a weight is zero (bitnet.cpp's own threshold).
-pub const ZERO_EPS: f32 = 1e-6;
+/// Below this magnitude a weight is zero (bitnet.cpp's own threshold, compared in f64).
+pub const ZERO_EPS: f64 = 1e-6;
 /// A non-zero weight must be within this relative distance of ±s (f16 storage rounds a little).
 pub const TERNARY_REL_TOL: f32 = 1e-3;
 
@@ -38,7 +39,7 @@ pub fn ternary_scale(format: &'static str, weights: &[f32]) -> Result<f32, Kerne
     check_finite(format, "weights", weights)?;
     let scale = weights.iter().fold(0.0f32, |m, w| m.max(w.abs()));
     for (index, &w) in weights.iter().enumerate() {
-        if w.abs() >= ZERO_EPS && (w.abs() - scale).abs() > scale * TERNARY_REL_TOL {
+        if f64::from(w.abs()) >= ZERO_EPS && (w.abs() - scale).abs() > scale * TERNARY_REL_TOL {
             return Err(KernelError::NotTernary {
                 format,
                 index,
@@ -52,25 +53,13 @@ pub fn ternary_scale(format: &'static str, weights: &[f32]) -> Result<f32, Kerne
 
 /// The code c = w + 1 of a ternary weight (bitnet.cpp's sign test).
 pub fn ternary_code(w: f32) -> u8 {
-    if w.abs() < ZERO_EPS {
+    if f64::from(w.abs()) < ZERO_EPS {
         1
     } else if w > 0.0 {
         2
     } else {
         0
     }
-}
-
-fn check_shape(rows: usize, cols: usize) -> Result<(), KernelError> {
-    if cols % QK_I2_S != 0 {
-        return Err(KernelError::RowLength {
-            format: INFO.name,
-            len: cols,
-            block: QK_I2_S,
-        });
-    }
-    let _ = rows;
-    Ok(())
 }
 
 /// Pack a ternary row of codes (c = w + 1) into I2_S blocks.
@@ -121,7 +110,7 @@ impl WeightFormat for I2S {
     }
 
     fn tensor_bytes(&self, rows: usize, cols: usize) -> Result<usize, KernelError> {
-        check_shape(rows, cols)?;
+        super::blocks_in_row(INFO.name, cols, QK_I2_S)?;
         Ok(rows * cols / 4 + TAIL_BYTES)
     }
 

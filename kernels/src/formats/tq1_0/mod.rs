@@ -42,7 +42,7 @@ pub fn trit(byte: u8, n: usize) -> u8 {
 /// Pack five codes (first most significant) into one byte.
 fn pack_trits(codes: [u8; 5]) -> u8 {
     let v = codes.iter().fold(0u16, |v, &c| v * 3 + u16::from(c));
-    ((v * 256 + 242) / 243) as u8
+    (v * 256).div_ceil(243) as u8
 }
 
 impl BlockTq1_0 {
