@@ -55,6 +55,12 @@ pub enum KernelError {
         scale: f32,
         expected: f32,
     },
+    #[error("{format}: kernel variant '{variant}' cannot run: {reason}")]
+    Variant {
+        format: &'static str,
+        variant: String,
+        reason: String,
+    },
     #[error("unknown format '{0}' (see `ternbench formats`)")]
     UnknownFormat(String),
 }

@@ -7,10 +7,14 @@
 //! every fast kernel (SIMD, GPU, DSP) is tested against. It knows nothing of models or harnesses.
 
 pub mod activations;
+pub mod cpu;
 mod error;
 pub mod formats;
+pub mod matmul;
 pub mod registry;
 
+pub use cpu::Isa;
 pub use error::KernelError;
 pub use formats::{BlockFormat, FormatInfo, Origin, WeightFormat};
+pub use matmul::{prepare, MatMul};
 pub use registry::{find_format, FORMATS};

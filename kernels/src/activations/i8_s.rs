@@ -6,6 +6,7 @@
 //! 127/max are taken in f64, then rounded to f32 (the same as an f32 division: 53 ≥ 2·24 + 2 bits
 //! makes the double rounding harmless); x·γ is an f32 product.
 
+use super::nearest_int;
 use crate::formats::check_finite;
 use crate::KernelError;
 
@@ -28,7 +29,7 @@ pub fn quantize_i8_s(x: &[f32]) -> Result<I8sRow, KernelError> {
     let scale = (127.0 / max) as f32;
     let qs: Vec<i8> = x
         .iter()
-        .map(|&v| (v * scale).round_ties_even().clamp(-128.0, 127.0) as i8)
+        .map(|&v| nearest_int(v * scale).clamp(-128, 127) as i8)
         .collect();
     let sum = qs.iter().map(|&q| i32::from(q)).sum();
     Ok(I8sRow { qs, sum, scale })

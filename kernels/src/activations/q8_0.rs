@@ -7,7 +7,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{BlockActivation, F16Bytes};
+use super::{nearest_int, BlockActivation, F16Bytes};
 
 pub const QK8_0: usize = 32;
 
@@ -50,7 +50,7 @@ impl BlockActivation for Q8_0 {
             y.d = F16Bytes::from_f32(amax / 127.0);
             let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
             for (q, &v) in y.qs.iter_mut().zip(x) {
-                *q = (v * id).round_ties_even() as i8;
+                *q = nearest_int(v * id) as i8;
             }
         }
     }

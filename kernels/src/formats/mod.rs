@@ -22,6 +22,8 @@ use std::marker::PhantomData;
 use bytemuck::Pod;
 
 use crate::activations::BlockActivation;
+use crate::cpu::Isa;
+use crate::matmul::{check_isa, Kernel, MatMul};
 use crate::KernelError;
 
 /// Where a format's byte layout is defined; our bytes must equal theirs.
@@ -85,13 +87,33 @@ pub trait WeightFormat: Send + Sync {
         cols: usize,
         x: &[f32],
     ) -> Result<Vec<f32>, KernelError>;
+
+    /// The kernel variants this format implements, slowest first; scalar is always first.
+    fn isas(&self) -> Vec<Isa> {
+        vec![Isa::Scalar]
+    }
+
+    /// Prepare packed weights for one kernel variant (see [`crate::matmul::prepare`]).
+    fn kernel(
+        &self,
+        packed: &[u8],
+        rows: usize,
+        cols: usize,
+        isa: Isa,
+    ) -> Result<Box<dyn MatMul>, KernelError>;
 }
+
+/// The activation block a block format's dot product consumes.
+pub type ActBlock<F> = <<F as BlockFormat>::Act as BlockActivation>::Block;
+
+/// A row kernel of a block format: one weight row against every token, `out[t]` per token.
+pub type RowDot<F> = fn(&[<F as BlockFormat>::Block], &[Vec<ActBlock<F>>], &mut [f32]);
 
 /// A ggml-style row-blocked format: each row is `cols / BLOCK` independent blocks.
 pub trait BlockFormat: Send + Sync + 'static {
     const INFO: FormatInfo;
     /// One block, `#[repr(C)]` of byte arrays only, so any byte slice casts to blocks.
-    type Block: Pod;
+    type Block: Pod + Send + Sync;
     type Act: BlockActivation;
 
     /// Quantize `dst.len()` blocks from `src` (`src.len() == dst.len() * block_size`).
@@ -102,11 +124,63 @@ pub trait BlockFormat: Send + Sync + 'static {
 
     /// The scalar reference dot product of one weight row with one quantized activation row.
     fn dot_blocks(w: &[Self::Block], a: &[<Self::Act as BlockActivation>::Block]) -> f32;
+
+    /// Fast row kernels, slowest first; the scalar reference needs no entry.
+    fn simd_variants() -> &'static [(Isa, RowDot<Self>)]
+    where
+        Self: Sized,
+    {
+        &[]
+    }
+}
+
+/// The scalar variant of every block format: the reference dot, token by token.
+fn scalar_row<F: BlockFormat>(w: &[F::Block], acts: &[Vec<ActBlock<F>>], out: &mut [f32]) {
+    for (o, a) in out.iter_mut().zip(acts) {
+        *o = F::dot_blocks(w, a);
+    }
+}
+
+/// A block format's weights prepared for one row kernel.
+pub struct BlockKernel<F: BlockFormat> {
+    blocks: Vec<F::Block>,
+    rows: usize,
+    cols: usize,
+    isa: Isa,
+    dot: RowDot<F>,
+}
+
+impl<F: BlockFormat> Kernel for BlockKernel<F> {
+    type Act = Vec<ActBlock<F>>;
+
+    fn info(&self) -> &'static FormatInfo {
+        &F::INFO
+    }
+    fn isa(&self) -> Isa {
+        self.isa
+    }
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn quantize(&self, x: &[f32]) -> Result<Self::Act, KernelError> {
+        quantize_act_row::<F>(x)
+    }
+
+    fn compute(&self, row: usize, acts: &[Self::Act], out: &mut [f32]) {
+        let per_row = self.cols / F::INFO.block_size;
+        if let Some(w) = self.blocks.get(row * per_row..(row + 1) * per_row) {
+            (self.dot)(w, acts, out);
+        }
+    }
 }
 
 /// Check that a row of `len` values splits into whole blocks of `block`; returns the block count.
 pub fn blocks_in_row(format: &'static str, len: usize, block: usize) -> Result<usize, KernelError> {
-    if len % block != 0 {
+    if !len.is_multiple_of(block) {
         return Err(KernelError::RowLength { format, len, block });
     }
     Ok(len / block)
@@ -251,5 +325,34 @@ impl<F: BlockFormat> WeightFormat for Rows<F> {
             .chunks_exact(per_row)
             .map(|row| F::dot_blocks(row, &act))
             .collect())
+    }
+
+    fn isas(&self) -> Vec<Isa> {
+        std::iter::once(Isa::Scalar)
+            .chain(F::simd_variants().iter().map(|&(isa, _)| isa))
+            .collect()
+    }
+
+    fn kernel(
+        &self,
+        packed: &[u8],
+        rows: usize,
+        cols: usize,
+        isa: Isa,
+    ) -> Result<Box<dyn MatMul>, KernelError> {
+        check_isa(self, isa)?;
+        let per_row = blocks_in_row(F::INFO.name, cols, F::INFO.block_size)?;
+        let blocks = as_blocks::<F>(packed, rows * per_row)?.to_vec();
+        let dot = F::simd_variants()
+            .iter()
+            .find(|&&(i, _)| i == isa)
+            .map_or(scalar_row::<F> as RowDot<F>, |&(_, f)| f);
+        Ok(Box::new(BlockKernel::<F> {
+            blocks,
+            rows,
+            cols,
+            isa,
+            dot,
+        }))
     }
 }

@@ -1,7 +1,13 @@
 //! F16 (ggml type 1): IEEE half precision, the full-precision baseline. Activations: F16.
 
-use super::{BlockFormat, FormatInfo, Origin};
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use super::{BlockFormat, FormatInfo, Origin, RowDot};
 use crate::activations::{BlockActivation, F16Act, F16Bytes};
+use crate::cpu::Isa;
 
 pub struct F16;
 
@@ -31,7 +37,21 @@ impl BlockFormat for F16 {
     fn dot_blocks(w: &[F16Bytes], a: &[F16Bytes]) -> f32 {
         dot_f16_f16(w, a)
     }
+
+    fn simd_variants() -> &'static [(Isa, RowDot<Self>)] {
+        SIMD_VARIANTS
+    }
 }
+
+/// Fast row kernels, slowest first.
+const SIMD_VARIANTS: &[(Isa, RowDot<F16>)] = &[
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx2, x86::dot_f16_f16_avx2),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx512Vnni, x86::dot_f16_f16_avx512),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Neon, aarch64::dot_f16_f16_neon),
+];
 
 /// Products of the widened halves, summed in f64 (ggml's generic path sums in `ggml_float`).
 pub fn dot_f16_f16(w: &[F16Bytes], a: &[F16Bytes]) -> f32 {

@@ -11,8 +11,15 @@
 //! flattens non-ternary input. We refuse such input instead ([`KernelError::NotTernary`]):
 //! a tensor must be {0, ±s} already (ternarize with absmean first, as the BitNet converter does).
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use super::{check_finite, check_len, FormatInfo, Origin, WeightFormat};
 use crate::activations::i8_s::{quantize_i8_s, I8sRow};
+use crate::cpu::Isa;
+use crate::matmul::{check_isa, Kernel, MatMul};
 use crate::KernelError;
 
 pub const QK_I2_S: usize = 128;
@@ -150,5 +157,95 @@ impl WeightFormat for I2S {
                 finish(dot_i2_s_i8_s(row, &act), &act, s)
             })
             .collect())
+    }
+
+    fn isas(&self) -> Vec<Isa> {
+        std::iter::once(Isa::Scalar)
+            .chain(SIMD_VARIANTS.iter().map(|&(isa, _)| isa))
+            .collect()
+    }
+
+    fn kernel(
+        &self,
+        packed: &[u8],
+        rows: usize,
+        cols: usize,
+        isa: Isa,
+    ) -> Result<Box<dyn MatMul>, KernelError> {
+        check_isa(self, isa)?;
+        let scale = scale(packed, rows, cols)?;
+        let dot = SIMD_VARIANTS
+            .iter()
+            .find(|&&(i, _)| i == isa)
+            .map_or(scalar_row as I2sRowDot, |&(_, f)| f);
+        Ok(Box::new(I2sKernel {
+            codes: packed[..rows * cols / 4].to_vec(),
+            rows,
+            cols,
+            scale,
+            isa,
+            dot,
+        }))
+    }
+}
+
+/// An I2_S row kernel: one packed row against every token, finished to f32 with the tensor scale.
+pub type I2sRowDot = fn(row: &[u8], acts: &[I8sRow], scale: f32, out: &mut [f32]);
+
+fn scalar_row(row: &[u8], acts: &[I8sRow], scale: f32, out: &mut [f32]) {
+    for (o, act) in out.iter_mut().zip(acts) {
+        *o = finish(dot_i2_s_i8_s(row, act), act, scale);
+    }
+}
+
+/// Fast row kernels, slowest first.
+const SIMD_VARIANTS: &[(Isa, I2sRowDot)] = &[
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx2, x86::dot_i2_s_i8_s_avx2),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::AvxVnni, x86::dot_i2_s_i8_s_avxvnni),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx512Vnni, x86::dot_i2_s_i8_s_avx512),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Neon, aarch64::dot_i2_s_i8_s_neon),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Dotprod, aarch64::dot_i2_s_i8_s_dotprod),
+];
+
+/// I2_S weights prepared for one row kernel.
+pub struct I2sKernel {
+    codes: Vec<u8>,
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    isa: Isa,
+    dot: I2sRowDot,
+}
+
+impl Kernel for I2sKernel {
+    type Act = I8sRow;
+
+    fn info(&self) -> &'static FormatInfo {
+        &INFO
+    }
+    fn isa(&self) -> Isa {
+        self.isa
+    }
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn quantize(&self, x: &[f32]) -> Result<I8sRow, KernelError> {
+        quantize_i8_s(x)
+    }
+
+    fn compute(&self, row: usize, acts: &[I8sRow], out: &mut [f32]) {
+        let n = self.cols / 4;
+        if let Some(codes) = self.codes.get(row * n..(row + 1) * n) {
+            (self.dot)(codes, acts, self.scale, out);
+        }
     }
 }

@@ -4,11 +4,17 @@
 //! its high nibble, as q + 8 with q in -8..7. d = m / -8 where m is the element of largest
 //! magnitude (sign kept), so m itself maps to -8. Activations: Q8_0.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use bytemuck::{Pod, Zeroable};
 
-use super::{BlockFormat, FormatInfo, Origin};
+use super::{BlockFormat, FormatInfo, Origin, RowDot};
 use crate::activations::q8_0::{BlockQ8_0, Q8_0};
 use crate::activations::F16Bytes;
+use crate::cpu::Isa;
 
 pub const QK4_0: usize = 32;
 
@@ -77,7 +83,25 @@ impl BlockFormat for Q4_0 {
     fn dot_blocks(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         dot_q4_0_q8_0(w, a)
     }
+
+    fn simd_variants() -> &'static [(Isa, RowDot<Self>)] {
+        SIMD_VARIANTS
+    }
 }
+
+/// Fast row kernels, slowest first.
+const SIMD_VARIANTS: &[(Isa, RowDot<Q4_0>)] = &[
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx2, x86::dot_q4_0_q8_0_avx2),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::AvxVnni, x86::dot_q4_0_q8_0_avxvnni),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx512Vnni, x86::dot_q4_0_q8_0_avx512),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Neon, aarch64::dot_q4_0_q8_0_neon),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Dotprod, aarch64::dot_q4_0_q8_0_dotprod),
+];
 
 pub fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;

@@ -8,11 +8,17 @@
 //! `quantize_row_q6_K_ref` (no importance matrix): an x²-weighted scale search per sub-block,
 //! then 8-bit scales. Activations: Q8_K.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use bytemuck::{Pod, Zeroable};
 
-use super::{BlockFormat, FormatInfo, Origin};
+use super::{BlockFormat, FormatInfo, Origin, RowDot};
 use crate::activations::q8_k::{BlockQ8K, Q8K, QK_K};
 use crate::activations::{nearest_int, F16Bytes};
+use crate::cpu::Isa;
 
 /// Weights per sub-block.
 const SUB: usize = 16;
@@ -81,7 +87,23 @@ impl BlockFormat for Q6K {
     fn dot_blocks(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
         dot_q6_k_q8_k(w, a)
     }
+
+    fn simd_variants() -> &'static [(Isa, RowDot<Self>)] {
+        SIMD_VARIANTS
+    }
 }
+
+/// Fast row kernels, slowest first.
+const SIMD_VARIANTS: &[(Isa, RowDot<Q6K>)] = &[
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx2, x86::dot_q6_k_q8_k_avx2),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx512Vnni, x86::dot_q6_k_q8_k_avx512),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Neon, aarch64::dot_q6_k_q8_k_neon),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Dotprod, aarch64::dot_q6_k_q8_k_dotprod),
+];
 
 fn quantize_block(x: &[f32], y: &mut BlockQ6K) {
     let mut codes = [0u8; QK_K];

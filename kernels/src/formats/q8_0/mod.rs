@@ -1,7 +1,13 @@
 //! Q8_0 (ggml type 8): 32 weights as int8 with an f16 scale, 8.5 bits per weight. Activations: Q8_0.
 
-use super::{BlockFormat, FormatInfo, Origin};
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use super::{BlockFormat, FormatInfo, Origin, RowDot};
 use crate::activations::q8_0::{self, BlockQ8_0, QK8_0};
+use crate::cpu::Isa;
 
 pub struct Q8_0;
 
@@ -34,7 +40,25 @@ impl BlockFormat for Q8_0 {
     fn dot_blocks(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
         dot_q8_0_q8_0(w, a)
     }
+
+    fn simd_variants() -> &'static [(Isa, RowDot<Self>)] {
+        SIMD_VARIANTS
+    }
 }
+
+/// Fast row kernels, slowest first.
+const SIMD_VARIANTS: &[(Isa, RowDot<Q8_0>)] = &[
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx2, x86::dot_q8_0_q8_0_avx2),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::AvxVnni, x86::dot_q8_0_q8_0_avxvnni),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx512Vnni, x86::dot_q8_0_q8_0_avx512),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Neon, aarch64::dot_q8_0_q8_0_neon),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Dotprod, aarch64::dot_q8_0_q8_0_dotprod),
+];
 
 pub fn dot_q8_0_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;

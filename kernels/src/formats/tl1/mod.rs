@@ -30,11 +30,22 @@
 //! Shapes are rows × cols (ggml ne1 × ne0). [`Tiling::for_shape`] takes a preset when the shape
 //! has one and otherwise derives a valid tiling.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+mod kernel;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
+
+pub(crate) use kernel::{entries, AlignedBytes};
+
+use self::kernel::{build_act, tile_scalar, ActFn, TileFn, Tl1Kernel};
 use super::i2_s::{self, ternary_code, ternary_scale};
 use super::tq2_0::Tq2_0;
 use super::{as_blocks, check_len, FormatInfo, Origin, WeightFormat};
 use crate::activations::i8_lut::{finish, quantize_i8_lut, LutActRow};
 use crate::activations::q8_k::QK_K;
+use crate::cpu::Isa;
+use crate::matmul::{check_isa, MatMul};
 use crate::KernelError;
 
 pub const INFO: FormatInfo = FormatInfo {
@@ -225,13 +236,13 @@ impl Tiling {
                 "BK = {tile_k} exceeds {MAX_TILE_K}: the kernel's int16 tile sum could wrap"
             ));
         }
-        if rows % tile_m != 0 {
+        if !rows.is_multiple_of(tile_m) {
             return fail(format!("rows must be a multiple of BM = {tile_m}"));
         }
-        if cols % tile_k != 0 {
+        if !cols.is_multiple_of(tile_k) {
             return fail(format!("cols must be a multiple of BK = {tile_k}"));
         }
-        if cols % 16 != 0 {
+        if !cols.is_multiple_of(16) {
             return fail("cols must be a multiple of 16 (the table builder's step)".into());
         }
         Ok(())
@@ -580,4 +591,37 @@ impl WeightFormat for Tl1 {
             .map(|acc| finish(acc, &act, s))
             .collect())
     }
+
+    fn isas(&self) -> Vec<Isa> {
+        std::iter::once(Isa::Scalar)
+            .chain(SIMD_VARIANTS.iter().map(|&(isa, _)| isa))
+            .collect()
+    }
+
+    fn kernel(
+        &self,
+        packed: &[u8],
+        rows: usize,
+        cols: usize,
+        isa: Isa,
+    ) -> Result<Box<dyn MatMul>, KernelError> {
+        check_isa(self, isa)?;
+        let fns = SIMD_VARIANTS
+            .iter()
+            .find(|&&(i, _)| i == isa)
+            .map_or((tile_scalar as TileFn, build_act as ActFn), |&(_, f)| f);
+        Ok(Box::new(Tl1Kernel::new(
+            self, packed, rows, cols, isa, fns,
+        )?))
+    }
 }
+
+/// Fast tile kernels and their activation/table builders, slowest first.
+const SIMD_VARIANTS: &[(Isa, (TileFn, ActFn))] = &[
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx2, (x86::tile_avx2, x86::build_act_avx2)),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx512Vnni, (x86::tile_avx512, x86::build_act_avx2)),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Neon, (aarch64::tile_neon, build_act)),
+];

@@ -37,12 +37,21 @@
 //! bitnet_b1_58-large says bm = 64 for 4096×1536, which its own codegen rejects and its converter
 //! cannot pack (by = 3); we follow `setup_env.py` (bm = 32) there.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+mod kernel;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use self::kernel::{build_act, tile_scalar, ActFn, LutLayout, TileFn, Tl2Kernel};
 use super::tl1::{
     check_dims, codes_from_i2_s, codes_from_tq2_0, codes_from_weights, nibble, pair_index,
     pair_table, put_nibble, read_f32, shape_err, PresetOrigin,
 };
 use super::{check_len, FormatInfo, Origin, WeightFormat};
 use crate::activations::i8_lut::{finish, quantize_i8_lut, LutActRow};
+use crate::cpu::Isa;
+use crate::matmul::{check_isa, MatMul};
 use crate::KernelError;
 
 /// FormatInfo counts one sign block: 8 triples = 24 weights in 4 index bytes + 1 sign byte.
@@ -213,14 +222,14 @@ impl Tiling {
                 "BK = {tile_k} exceeds {MAX_TILE_K}: the kernel's int16 tile sum could wrap"
             ));
         }
-        if rows % tile_m != 0 {
+        if !rows.is_multiple_of(tile_m) {
             return fail(format!("rows must be a multiple of BM = {tile_m}"));
         }
         if cols < tile_k {
             return fail(format!("cols must be at least BK = {tile_k} (K3 = 0)"));
         }
         let k2 = cols - self.triple_cols(cols);
-        if k2 % PAIR_TILE_K != 0 {
+        if !k2.is_multiple_of(PAIR_TILE_K) {
             return fail(format!(
                 "cols mod BK = {k2} (the pair part K2) must be a multiple of 32"
             ));
@@ -574,4 +583,47 @@ impl WeightFormat for Tl2 {
             .map(|acc| finish(acc, &act, s))
             .collect())
     }
+
+    fn isas(&self) -> Vec<Isa> {
+        std::iter::once(Isa::Scalar)
+            .chain(SIMD_VARIANTS.iter().map(|&(isa, _)| isa))
+            .collect()
+    }
+
+    fn kernel(
+        &self,
+        packed: &[u8],
+        rows: usize,
+        cols: usize,
+        isa: Isa,
+    ) -> Result<Box<dyn MatMul>, KernelError> {
+        check_isa(self, isa)?;
+        let scalar = (LutLayout::Native, tile_scalar as TileFn, build_act as ActFn);
+        let fns = SIMD_VARIANTS
+            .iter()
+            .find(|&&(i, _)| i == isa)
+            .map_or(scalar, |&(_, f)| f);
+        Ok(Box::new(Tl2Kernel::new(
+            self, packed, rows, cols, isa, fns,
+        )?))
+    }
 }
+
+/// Fast tile kernels with the table layout each reads and its builder, slowest first.
+const SIMD_VARIANTS: &[(Isa, (LutLayout, TileFn, ActFn))] = &[
+    #[cfg(target_arch = "x86_64")]
+    (
+        Isa::Avx2,
+        (LutLayout::Native, x86::tile_avx2, x86::build_act_avx2),
+    ),
+    #[cfg(target_arch = "x86_64")]
+    (
+        Isa::Avx512Vnni,
+        (LutLayout::Wide, x86::tile_avx512, x86::build_act_avx2),
+    ),
+    #[cfg(target_arch = "aarch64")]
+    (
+        Isa::Neon,
+        (LutLayout::Native, aarch64::tile_neon, build_act),
+    ),
+];

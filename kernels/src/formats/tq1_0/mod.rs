@@ -6,11 +6,17 @@
 //! A byte stores ceil(v·256/243) for v = Σ c_n·3^(4-n), first trit most significant, so trit n
 //! comes out as ((byte·3^n mod 256)·3) >> 8 without division. Activations: Q8_K.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use bytemuck::{Pod, Zeroable};
 
-use super::{BlockFormat, FormatInfo, Origin};
+use super::{BlockFormat, FormatInfo, Origin, RowDot};
 use crate::activations::q8_k::{BlockQ8K, Q8K, QK_K};
 use crate::activations::F16Bytes;
+use crate::cpu::Isa;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
@@ -110,7 +116,25 @@ impl BlockFormat for Tq1_0 {
     fn dot_blocks(w: &[BlockTq1_0], a: &[BlockQ8K]) -> f32 {
         dot_tq1_0_q8_k(w, a)
     }
+
+    fn simd_variants() -> &'static [(Isa, RowDot<Self>)] {
+        SIMD_VARIANTS
+    }
 }
+
+/// Fast row kernels, slowest first.
+const SIMD_VARIANTS: &[(Isa, RowDot<Tq1_0>)] = &[
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx2, x86::dot_tq1_0_q8_k_avx2),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::AvxVnni, x86::dot_tq1_0_q8_k_avxvnni),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx512Vnni, x86::dot_tq1_0_q8_k_avx512),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Neon, aarch64::dot_tq1_0_q8_k_neon),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Dotprod, aarch64::dot_tq1_0_q8_k_dotprod),
+];
 
 /// Σ over blocks of (Σ w·q) · d_w · d_a; the integer sum is exact.
 pub fn dot_tq1_0_q8_k(w: &[BlockTq1_0], a: &[BlockQ8K]) -> f32 {

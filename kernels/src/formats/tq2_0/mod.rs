@@ -5,11 +5,17 @@
 //! The quantizer takes d = max|x| per block and c = round_half_away(x / d) + 1, so it accepts any
 //! input and rounds it, as ggml does. Activations: Q8_K.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 use bytemuck::{Pod, Zeroable};
 
-use super::{BlockFormat, FormatInfo, Origin};
+use super::{BlockFormat, FormatInfo, Origin, RowDot};
 use crate::activations::q8_k::{BlockQ8K, Q8K, QK_K};
 use crate::activations::F16Bytes;
+use crate::cpu::Isa;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
@@ -69,7 +75,25 @@ impl BlockFormat for Tq2_0 {
     fn dot_blocks(w: &[BlockTq2_0], a: &[BlockQ8K]) -> f32 {
         dot_tq2_0_q8_k(w, a)
     }
+
+    fn simd_variants() -> &'static [(Isa, RowDot<Self>)] {
+        SIMD_VARIANTS
+    }
 }
+
+/// Fast row kernels, slowest first.
+const SIMD_VARIANTS: &[(Isa, RowDot<Tq2_0>)] = &[
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx2, x86::dot_tq2_0_q8_k_avx2),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::AvxVnni, x86::dot_tq2_0_q8_k_avxvnni),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx512Vnni, x86::dot_tq2_0_q8_k_avx512),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Neon, aarch64::dot_tq2_0_q8_k_neon),
+    #[cfg(target_arch = "aarch64")]
+    (Isa::Dotprod, aarch64::dot_tq2_0_q8_k_dotprod),
+];
 
 /// Σ over blocks of (Σ w·q) · d_w · d_a; the integer sum is exact.
 pub fn dot_tq2_0_q8_k(w: &[BlockTq2_0], a: &[BlockQ8K]) -> f32 {

@@ -1,0 +1,327 @@
+//! x86-64 TQ1_0 × Q8_K row kernels. A block is decoded once into codes c = w + 1 ∈ {0, 1, 2},
+//! laid out in activation order, and serves up to four tokens as the unsigned side of
+//! `maddubs`/`vpdpbusd`; the Q8_K bsums take Σq back off.
+//!
+//! Decoding needs p = byte·3^n mod 256 and then its top trit ⌊3p/256⌋, from 16-bit multiplies:
+//! for the even byte of a lane, mullo by 3^n·256 leaves p·256 and mulhi by 3 of that is the trit;
+//! for the odd byte, mullo by 3^n with the even byte masked off leaves p·256 too, mulhi by 768
+//! gives 3p, and its high byte is the trit already in place.
+//!
+//! Overflow: an AVX2 int16 lane sums eight `maddubs` pairs (|·| ≤ 512) and one bsum (|·| ≤ 2048)
+//! per block, at most 6144; the VNNI kernels stay in int32 and restart every block.
+
+use std::arch::x86_64::*;
+
+use super::BlockTq1_0;
+use crate::activations::q8_k::BlockQ8K;
+
+/// Tokens that share one decoded weight block (their accumulators stay in registers).
+const GROUP: usize = 4;
+
+pub(super) fn dot_tq1_0_q8_k_avx2(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+    // SAFETY: listed under Isa::Avx2, and matmul::check_isa only hands it out after Isa::Avx2.available() confirmed the features.
+    unsafe { rows_avx2(w, acts, out) }
+}
+
+pub(super) fn dot_tq1_0_q8_k_avxvnni(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+    // SAFETY: listed under Isa::AvxVnni, and matmul::check_isa only hands it out after Isa::AvxVnni.available() confirmed the features.
+    unsafe { rows_avxvnni(w, acts, out) }
+}
+
+pub(super) fn dot_tq1_0_q8_k_avx512(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+    // SAFETY: listed under Isa::Avx512Vnni, and matmul::check_isa only hands it out after Isa::Avx512Vnni.available() confirmed the features.
+    unsafe { rows_avx512(w, acts, out) }
+}
+
+/// Up to `N` tokens' activation rows and the weight row, all cut to the blocks they share (the
+/// driver makes them equal; the reference stops at the shorter one too).
+fn group<'a, const N: usize>(
+    w: &'a [BlockTq1_0],
+    acts: &'a [Vec<BlockQ8K>],
+) -> (&'a [BlockTq1_0], [&'a [BlockQ8K]; N]) {
+    let rows: [&[BlockQ8K]; N] =
+        std::array::from_fn(|t| acts.get(t).map_or(&[][..], Vec::as_slice));
+    let nb = rows.iter().fold(w.len(), |n, r| n.min(r.len()));
+    (&w[..nb], rows.map(|r| &r[..nb]))
+}
+
+/// Split the tokens into groups of up to [`GROUP`] and write each group's dots.
+macro_rules! by_groups {
+    ($w:expr, $acts:expr, $out:expr, $kernel:ident) => {
+        for (a, o) in $acts.chunks(GROUP).zip($out.chunks_mut(GROUP)) {
+            // The caller enables the group kernel's target features, so the calls are safe.
+            let r: &[f32] = match a.len() {
+                1 => &$kernel::<1>(group($w, a)),
+                2 => &$kernel::<2>(group($w, a)),
+                3 => &$kernel::<3>(group($w, a)),
+                _ => &$kernel::<4>(group($w, a)),
+            };
+            for (o, &r) in o.iter_mut().zip(r) {
+                *o = r;
+            }
+        }
+    };
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_avx2(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+    by_groups!(w, acts, out, group_avx2);
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn rows_avxvnni(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+    by_groups!(w, acts, out, group_avxvnni);
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn rows_avx512(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+    by_groups!(w, acts, out, group_avx512);
+}
+
+/// 16-bit multipliers (one per byte pair) for the qh group: byte 4n + j of a dword-broadcast qh
+/// holds trit n of qh[j].
+const QH_POW: [u16; 8] = [1, 1, 3, 3, 9, 9, 27, 27];
+
+/// 16-bit multipliers for a 16-byte group whose bytes all take the same power.
+const fn uniform(m: u16) -> [u16; 8] {
+    [m; 8]
+}
+
+/// The trits of 32 source bytes; `pow` holds each lane's power of three times 256, for the even
+/// byte, and plain, for the odd one.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn trits_avx2(src: __m256i, pow: (__m256i, __m256i)) -> __m256i {
+    let even = _mm256_mullo_epi16(src, pow.0);
+    let odd = _mm256_mullo_epi16(_mm256_and_si256(src, _mm256_set1_epi16(-256)), pow.1);
+    let te = _mm256_mulhi_epu16(even, _mm256_set1_epi16(3));
+    let to = _mm256_mulhi_epu16(odd, _mm256_set1_epi16(768));
+    _mm256_or_si256(te, _mm256_and_si256(to, _mm256_set1_epi16(-256)))
+}
+
+/// 16-bit multipliers for two 16-byte groups, for [`trits_avx2`].
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pow_avx2(lo: [u16; 8], hi: [u16; 8]) -> (__m256i, __m256i) {
+    let mut m = [0u16; 16];
+    m[..8].copy_from_slice(&lo);
+    m[8..].copy_from_slice(&hi);
+    // SAFETY: `m` is 32 bytes, one unaligned 256-bit load.
+    let m = unsafe { _mm256_loadu_si256(m.as_ptr().cast()) };
+    (_mm256_slli_epi16::<8>(m), m)
+}
+
+/// The eight 32-byte code vectors of a block, vector k lined up with activations `qs[32k..]`:
+/// k < 5 are trit k of qs[0..32]; then trits (0, 1), (2, 3) and 4 of qs[32..48] in 16-byte
+/// halves, the last paired with the sixteen qh codes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn codes_avx2(x: &BlockTq1_0, pow: &[(__m256i, __m256i); 8]) -> [__m256i; 8] {
+    let (a, b) = x.qs.split_at(32);
+    // SAFETY: `a` is 32 bytes and `b` 16, one unaligned load each.
+    let (a, b) = unsafe {
+        (
+            _mm256_loadu_si256(a.as_ptr().cast()),
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(b.as_ptr().cast())),
+        )
+    };
+    let h = _mm_set1_epi32(i32::from_le_bytes(x.qh));
+    let bh = _mm256_inserti128_si256::<1>(b, h);
+    let src = [a, a, a, a, a, b, b, bh];
+    let mut c = [_mm256_setzero_si256(); 8];
+    for ((c, &s), &p) in c.iter_mut().zip(&src).zip(pow) {
+        *c = trits_avx2(s, p);
+    }
+    c
+}
+
+/// Multipliers for [`codes_avx2`].
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pows_avx2() -> [(__m256i, __m256i); 8] {
+    let u = uniform;
+    [
+        pow_avx2(u(1), u(1)),
+        pow_avx2(u(3), u(3)),
+        pow_avx2(u(9), u(9)),
+        pow_avx2(u(27), u(27)),
+        pow_avx2(u(81), u(81)),
+        pow_avx2(u(1), u(3)),
+        pow_avx2(u(9), u(27)),
+        pow_avx2(u(81), QH_POW),
+    ]
+}
+
+/// A block scale as f32. Normal halves convert on the integer ports (F16C would spend two vector
+/// uops per block in a loop that is short of them); zero, subnormal, infinite and NaN take F16C.
+#[inline]
+#[target_feature(enable = "f16c")]
+fn f16_to_f32(d: [u8; 2]) -> f32 {
+    let h = u16::from_le_bytes(d);
+    let bits = u32::from(h);
+    let exp = bits & 0x7c00;
+    if exp != 0 && exp != 0x7c00 {
+        f32::from_bits((((bits & 0x7fff) << 13) + 0x3800_0000) | ((bits & 0x8000) << 16))
+    } else {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(h as i16)))
+    }
+}
+
+/// Sum of the eight f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum256(v: __m256) -> f32 {
+    let r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)))
+}
+
+/// The 32-byte activation slices of one Q8_K block, and its bsums as int16.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn acts_avx2(y: &BlockQ8K) -> ([__m256i; 8], __m256i) {
+    let mut q = [_mm256_setzero_si256(); 8];
+    for (q, s) in q.iter_mut().zip(y.qs.chunks_exact(32)) {
+        // SAFETY: `s` is 32 bytes, one unaligned 256-bit load.
+        *q = unsafe { _mm256_loadu_si256(s.as_ptr().cast()) };
+    }
+    // SAFETY: the bsums are 16 int16, 32 bytes.
+    let bs = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
+    (q, bs)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn group_avx2<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [f32; N] {
+    let pow = pows_avx2();
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (b, x) in w.iter().enumerate() {
+        let c = codes_avx2(x, &pow);
+        let dw = f16_to_f32(x.d.0);
+        for (f, r) in acc.iter_mut().zip(&rows) {
+            let y = &r[b];
+            let (q, bs) = acts_avx2(y);
+            let mut p = [_mm256_setzero_si256(); 8];
+            for ((p, &c), &q) in p.iter_mut().zip(&c).zip(&q) {
+                *p = _mm256_maddubs_epi16(c, q);
+            }
+            let s0 = _mm256_add_epi16(_mm256_add_epi16(p[0], p[1]), _mm256_add_epi16(p[2], p[3]));
+            let s1 = _mm256_add_epi16(_mm256_add_epi16(p[4], p[5]), _mm256_add_epi16(p[6], p[7]));
+            let s = _mm256_sub_epi16(_mm256_add_epi16(s0, s1), bs);
+            let s = _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+            *f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * y.d()), *f);
+        }
+    }
+    let mut sums = [0.0; N];
+    for (s, &f) in sums.iter_mut().zip(&acc) {
+        *s = hsum256(f);
+    }
+    sums
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+fn group_avxvnni<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [f32; N] {
+    let pow = pows_avx2();
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (b, x) in w.iter().enumerate() {
+        let c = codes_avx2(x, &pow);
+        let dw = f16_to_f32(x.d.0);
+        for (f, r) in acc.iter_mut().zip(&rows) {
+            let y = &r[b];
+            let (q, bs) = acts_avx2(y);
+            // Two chains halve the latency of eight dependent dot products.
+            let mut s0 = _mm256_madd_epi16(bs, _mm256_set1_epi16(-1));
+            let mut s1 = _mm256_setzero_si256();
+            for k in (0..8).step_by(2) {
+                s0 = _mm256_dpbusd_avx_epi32(s0, c[k], q[k]);
+                s1 = _mm256_dpbusd_avx_epi32(s1, c[k + 1], q[k + 1]);
+            }
+            let s = _mm256_add_epi32(s0, s1);
+            *f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * y.d()), *f);
+        }
+    }
+    let mut sums = [0.0; N];
+    for (s, &f) in sums.iter_mut().zip(&acc) {
+        *s = hsum256(f);
+    }
+    sums
+}
+
+/// The trits of 64 source bytes, as [`trits_avx2`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn trits_avx512(src: __m512i, pow: (__m512i, __m512i)) -> __m512i {
+    let even = _mm512_mullo_epi16(src, pow.0);
+    let odd = _mm512_mullo_epi16(_mm512_and_si512(src, _mm512_set1_epi16(-256)), pow.1);
+    let te = _mm512_mulhi_epu16(even, _mm512_set1_epi16(3));
+    let to = _mm512_mulhi_epu16(odd, _mm512_set1_epi16(768));
+    // te | (to & 0xff00)
+    _mm512_ternarylogic_epi32::<0xf8>(te, to, _mm512_set1_epi16(-256))
+}
+
+/// 16-bit multipliers for four 16-byte groups, for [`trits_avx512`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn pow_avx512(g: [[u16; 8]; 4]) -> (__m512i, __m512i) {
+    let mut m = [0u16; 32];
+    for (m, g) in m.chunks_exact_mut(8).zip(&g) {
+        m.copy_from_slice(g);
+    }
+    // SAFETY: `m` is 64 bytes, one unaligned 512-bit load.
+    let m = unsafe { _mm512_loadu_si512(m.as_ptr().cast()) };
+    (_mm512_slli_epi16::<8>(m), m)
+}
+
+/// AVX-512: four 64-byte code vectors, vector k lined up with activations `qs[64k..]`: trits
+/// (0, 1) and (2, 3) of qs[0..32] broadcast to both halves; trit 4 of qs[0..32] beside trits 0
+/// and 1 of qs[32..48]; trits 2, 3 and 4 of qs[32..48] beside the sixteen qh codes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+fn group_avx512<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [f32; N] {
+    let u = uniform;
+    let pow = [
+        pow_avx512([u(1), u(1), u(3), u(3)]),
+        pow_avx512([u(9), u(9), u(27), u(27)]),
+        pow_avx512([u(81), u(81), u(1), u(3)]),
+        pow_avx512([u(9), u(27), u(81), QH_POW]),
+    ];
+    let neg = _mm512_set1_epi16(-1);
+    let mut acc = [_mm512_setzero_ps(); N];
+    for (b, x) in w.iter().enumerate() {
+        let (a, bq) = x.qs.split_at(32);
+        // SAFETY: `a` is 32 bytes and `bq` 16, one unaligned load each.
+        let (a, bq) = unsafe {
+            (
+                _mm512_broadcast_i64x4(_mm256_loadu_si256(a.as_ptr().cast())),
+                _mm512_broadcast_i32x4(_mm_loadu_si128(bq.as_ptr().cast())),
+            )
+        };
+        let s2 = _mm512_mask_blend_epi64(0xf0, a, bq);
+        let s3 = _mm512_mask_set1_epi32(bq, 0xf000, i32::from_le_bytes(x.qh));
+        let src = [a, a, s2, s3];
+        let mut c = [_mm512_setzero_si512(); 4];
+        for ((c, &s), &p) in c.iter_mut().zip(&src).zip(&pow) {
+            *c = trits_avx512(s, p);
+        }
+        let dw = f16_to_f32(x.d.0);
+        for (f, r) in acc.iter_mut().zip(&rows) {
+            let y = &r[b];
+            let mut q = [_mm512_setzero_si512(); 4];
+            for (q, s) in q.iter_mut().zip(y.qs.chunks_exact(64)) {
+                // SAFETY: `s` is 64 bytes, one unaligned 512-bit load.
+                *q = unsafe { _mm512_loadu_si512(s.as_ptr().cast()) };
+            }
+            // SAFETY: the bsums are 16 int16, 32 bytes.
+            let bs = unsafe { _mm512_zextsi256_si512(_mm256_loadu_si256(y.bsums.as_ptr().cast())) };
+            let s0 = _mm512_dpbusd_epi32(_mm512_madd_epi16(bs, neg), c[0], q[0]);
+            let s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[1], q[1]);
+            let s0 = _mm512_dpbusd_epi32(s0, c[2], q[2]);
+            let s1 = _mm512_dpbusd_epi32(s1, c[3], q[3]);
+            let s = _mm512_add_epi32(s0, s1);
+            *f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(dw * y.d()), *f);
+        }
+    }
+    let mut sums = [0.0; N];
+    for (s, &f) in sums.iter_mut().zip(&acc) {
+        *s = _mm512_reduce_add_ps(f);
+    }
+    sums
+}
