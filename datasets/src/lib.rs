@@ -5,6 +5,7 @@
 
 pub mod golden;
 pub mod golden_tl;
+pub mod presets;
 
 /// Failure to read an embedded data set: a bug in the data, named by file and field.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,8 @@ pub enum DatasetError {
         file: &'static str,
         source: serde_json::Error,
     },
+    #[error("{file}: {reason}")]
+    Toml { file: &'static str, reason: String },
     #[error("{file}: case {case}: field {field}: {reason}")]
     Field {
         file: &'static str,

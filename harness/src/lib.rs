@@ -1,6 +1,10 @@
 //! The `ternbench` harness: what each subcommand computes, apart from argument parsing.
 //!
-//! Owns the user-facing views (format tables now; runner, statistics and model runs as they
-//! arrive). Depends on every lower crate; none depends on it.
+//! Owns the user-facing views (the format table, the kernel benchmark), the memory-bandwidth
+//! probe and the statistics of repeated timings. Depends on every lower crate; none depends on it.
 
+pub mod bandwidth;
 pub mod formats;
+pub mod gguf;
+pub mod kernel_bench;
+pub mod stats;

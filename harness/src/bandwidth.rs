@@ -1,0 +1,234 @@
+//! The memory-bandwidth probe: read bandwidth of a DRAM-sized and a last-level-cache-sized
+//! buffer, measured by the harness itself in the same run as the kernels it is compared with.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::stats::Summary;
+
+/// Where a buffer (or a benchmark's weights) lives while it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resident {
+    Dram,
+    Cache,
+}
+
+impl Resident {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resident::Dram => "dram",
+            Resident::Cache => "cache",
+        }
+    }
+}
+
+/// One probe result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bandwidth {
+    pub resident: Resident,
+    pub buffer_bytes: usize,
+    pub threads: usize,
+    /// How the buffer is read (`avx512`, `avx2`, `scalar`, `neon`).
+    pub reader: &'static str,
+    /// Median read bandwidth over the repetitions, in GB/s (1e9 bytes per second).
+    pub gbps: f64,
+    pub gbps_ci95: [f64; 2],
+    pub repetitions: usize,
+}
+
+/// Last-level cache size from sysfs (Linux), else a 32 MiB guess.
+pub fn llc_bytes() -> usize {
+    let mut best = (0, 0);
+    for i in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{i}");
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+        let (Some(level), Some(size)) = (read("level"), read("size")) else {
+            continue;
+        };
+        let level: u32 = level.trim().parse().unwrap_or(0);
+        let size = size.trim();
+        let bytes = match size.strip_suffix('K') {
+            Some(k) => k.parse::<usize>().unwrap_or(0) * 1024,
+            None => match size.strip_suffix('M') {
+                Some(m) => m.parse::<usize>().unwrap_or(0) << 20,
+                None => size.parse().unwrap_or(0),
+            },
+        };
+        if level >= best.0 && bytes > 0 {
+            best = (level, bytes);
+        }
+    }
+    if best.1 == 0 {
+        32 << 20
+    } else {
+        best.1
+    }
+}
+
+/// Buffer sizes: DRAM is at least 8x the LLC (and 512 MiB). Cache is a quarter of the LLC but
+/// at most 4 MiB, the size of the largest ternary 2B4T matrix: a VM's reported LLC is shared with
+/// other tenants, and the cache-resident cases run from the level that holds a few MiB.
+pub fn buffer_bytes(resident: Resident) -> usize {
+    let llc = llc_bytes();
+    match resident {
+        Resident::Dram => (8 * llc).max(512 << 20),
+        Resident::Cache => (llc / 4).clamp(1 << 20, 4 << 20),
+    }
+}
+
+/// Measure read bandwidth with `threads` threads (run inside the caller's rayon pool size).
+pub fn measure(resident: Resident, threads: usize, repetitions: usize) -> Bandwidth {
+    let bytes = buffer_bytes(resident);
+    // Distinct values so no page is shared zero-filled memory.
+    let buf: Vec<u64> = (0..bytes / 8).map(|i| i as u64).collect();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+    let read_once = || {
+        let chunk = buf.len().div_ceil(threads.max(1));
+        let start = Instant::now();
+        let sum: u64 = buf.par_chunks(chunk).map(sum_words).sum();
+        black_box(sum);
+        start.elapsed().as_secs_f64()
+    };
+    let samples: Vec<f64> = match &pool {
+        Ok(pool) => pool.install(|| {
+            read_once(); // warm-up: faults pages in, fills the cache for the cache case
+            (0..repetitions)
+                .map(|_| bytes as f64 / read_once() / 1e9)
+                .collect()
+        }),
+        Err(_) => Vec::new(),
+    };
+    let s = Summary::of(&samples);
+    Bandwidth {
+        resident,
+        buffer_bytes: bytes,
+        threads,
+        reader: reader_name(),
+        gbps: s.as_ref().map_or(0.0, |s| s.median),
+        gbps_ci95: s.as_ref().map_or([0.0; 2], |s| s.ci95),
+        repetitions,
+    }
+}
+
+fn reader_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        return "neon";
+    }
+    #[allow(unreachable_code)]
+    "scalar"
+}
+
+/// Sum of the words, with the widest loads this CPU has (the sum only keeps the reads alive).
+fn sum_words(words: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: avx512f was detected just above.
+            return unsafe { x86::sum_avx512(words) };
+        }
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: avx2 was detected just above.
+            return unsafe { x86::sum_avx2(words) };
+        }
+    }
+    sum_scalar(words)
+}
+
+fn sum_scalar(words: &[u64]) -> u64 {
+    // Four independent chains so the adds do not serialise the loads; aarch64 vectorises this.
+    let mut acc = [0u64; 4];
+    let mut chunks = words.chunks_exact(4);
+    for c in &mut chunks {
+        for (a, w) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(*w);
+        }
+    }
+    let tail: u64 = chunks.remainder().iter().fold(0, |s, w| s.wrapping_add(*w));
+    acc.iter().fold(tail, |s, a| s.wrapping_add(*a))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn sum_avx512(words: &[u64]) -> u64 {
+        let mut acc = [_mm512_setzero_si512(); 4];
+        let mut chunks = words.chunks_exact(32);
+        for c in &mut chunks {
+            for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: c holds 32 words, so words 8j..8j+8 are in bounds; loadu needs no alignment.
+                let v = unsafe { _mm512_loadu_si512(c.as_ptr().add(8 * j).cast()) };
+                *a = _mm512_add_epi64(*a, v);
+            }
+        }
+        let total = _mm512_add_epi64(
+            _mm512_add_epi64(acc[0], acc[1]),
+            _mm512_add_epi64(acc[2], acc[3]),
+        );
+        let tail = super::sum_scalar(chunks.remainder());
+        (_mm512_reduce_add_epi64(total) as u64).wrapping_add(tail)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn sum_avx2(words: &[u64]) -> u64 {
+        let mut acc = [_mm256_setzero_si256(); 4];
+        let mut chunks = words.chunks_exact(16);
+        for c in &mut chunks {
+            for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: c holds 16 words, so words 4j..4j+4 are in bounds; loadu needs no alignment.
+                let v = unsafe { _mm256_loadu_si256(c.as_ptr().add(4 * j).cast()) };
+                *a = _mm256_add_epi64(*a, v);
+            }
+        }
+        let mut lanes = [0u64; 4];
+        let total = _mm256_add_epi64(
+            _mm256_add_epi64(acc[0], acc[1]),
+            _mm256_add_epi64(acc[2], acc[3]),
+        );
+        // SAFETY: lanes is 32 bytes, exactly one __m256i.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), total) };
+        lanes
+            .iter()
+            .fold(super::sum_scalar(chunks.remainder()), |s, l| {
+                s.wrapping_add(*l)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reader_sums_the_same() {
+        let words: Vec<u64> = (0..1003).map(|i| i * 0x9e37_79b9).collect();
+        let expected = words.iter().fold(0u64, |s, w| s.wrapping_add(*w));
+        assert_eq!(sum_scalar(&words), expected);
+        assert_eq!(sum_words(&words), expected);
+    }
+
+    #[test]
+    fn llc_is_detected_or_guessed() {
+        assert!(llc_bytes() >= 1 << 20);
+        assert!(buffer_bytes(Resident::Dram) >= 8 * llc_bytes());
+    }
+}
