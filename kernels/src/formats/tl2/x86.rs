@@ -9,8 +9,8 @@ use super::kernel::{LutLayout, Tile, Tl2Act, P0, P1, SIGN_BLOCK, T0, T1, T2, VEC
 use super::{Tiling, INFO, PAIR_TILE_K, SIMD_M};
 use crate::formats::check_len;
 use crate::formats::tl1::x86::{
-    interleave, load, load512, load_dup, lookup, lookup512, pair_entries, planes, quantize_avx2,
-    widen_add,
+    interleave, load, load512, load_dup, lookup, lookup512, pair_entries, planes, prefetch_ahead,
+    quantize_avx2, widen_add,
 };
 use crate::formats::tl1::AlignedBytes;
 use crate::KernelError;
@@ -89,6 +89,9 @@ pub(super) fn build_act_avx2(
     // SAFETY: listed under Isa::Avx2 and Isa::Avx512Vnni, and matmul::check_isa only hands either out after available() confirmed AVX2 (part of both).
     unsafe { build_act_tl2_avx2(layout, k3, cols, x) }
 }
+
+/// Blocks ahead whose indices and signs are prefetched: DRAM latency spans several blocks' work.
+const PREFETCH_BLOCKS: usize = 8;
 
 /// Bytes of one 32-row block of the pair part (PAIR_TILE_K columns).
 const PAIR_BLOCK_BYTES: usize = PAIR_TILE_K / 4 * VEC_BYTES;
@@ -206,6 +209,8 @@ unsafe fn tile_tl2_avx2(tile: &Tile<'_>, t: &Tiling, acts: &[Tl2Act], acc: &mut 
     let lut_tile = t.tile_k / 3 * LutLayout::Native.entry_bytes();
     let signs = tile.signs.chunks_exact(sign_bytes);
     for (i, (wb, sb)) in tile.idx.chunks_exact(per_block).zip(signs).enumerate() {
+        prefetch_ahead(tile.idx, (i + PREFETCH_BLOCKS) * per_block, per_block);
+        prefetch_ahead(tile.signs, (i + PREFETCH_BLOCKS) * sign_bytes, sign_bytes);
         let (k_tile, blk) = (i / blocks, i % blocks);
         let at = k_tile * lut_tile;
         // Tokens two at a time share the nibbles and sign masks of each index vector.
@@ -363,6 +368,8 @@ unsafe fn tile_tl2_avx512(tile: &Tile<'_>, t: &Tiling, acts: &[Tl2Act], acc: &mu
     let lut_tile = t.tile_k / 3 * LutLayout::Wide.entry_bytes();
     let signs = tile.signs.chunks_exact(sign_bytes);
     for (i, (wb, sb)) in tile.idx.chunks_exact(per_block).zip(signs).enumerate() {
+        prefetch_ahead(tile.idx, (i + PREFETCH_BLOCKS) * per_block, per_block);
+        prefetch_ahead(tile.signs, (i + PREFETCH_BLOCKS) * sign_bytes, sign_bytes);
         let (k_tile, blk) = (i / blocks, i % blocks);
         let at = k_tile * lut_tile;
         // Tokens two at a time share the nibbles and sign masks of each index vector.
