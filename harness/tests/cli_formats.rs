@@ -49,6 +49,7 @@ fn figures_match_upstream() {
         ("i2_s", 128, 32, 2.0, "i8_s", "bitnet.cpp"),
         ("tl1", 4, 1, 2.0, "i8_lut", "bitnet.cpp"),
         ("tl2", 24, 5, 5.0 / 3.0, "i8_lut", "bitnet.cpp"),
+        ("f32", 1, 4, 32.0, "f32", "ggml"),
         ("f16", 1, 2, 16.0, "f16", "ggml"),
         ("bf16", 1, 2, 16.0, "bf16", "ggml"),
         ("q8_0", 32, 34, 8.5, "q8_0", "ggml"),

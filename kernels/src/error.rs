@@ -61,6 +61,11 @@ pub enum KernelError {
         variant: String,
         reason: String,
     },
+    #[error("{format}: {what} is not implemented for this format")]
+    Unsupported {
+        format: &'static str,
+        what: &'static str,
+    },
     #[error("unknown format '{0}' (see `ternbench formats`)")]
     UnknownFormat(String),
 }

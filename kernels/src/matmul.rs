@@ -32,6 +32,15 @@ pub trait Kernel: Send + Sync {
 
     /// Rows `group·group_rows() ..` for every token: `out[r · acts.len() + t]`.
     fn compute(&self, group: usize, acts: &[Self::Act], out: &mut [f32]);
+
+    /// Dequantize one row into `out` (`out.len() == cols()`): an embedding lookup.
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), KernelError> {
+        let _ = (row, out);
+        Err(KernelError::Unsupported {
+            format: self.info().name,
+            what: "row lookup (embedding tables)",
+        })
+    }
 }
 
 /// A prepared weight matrix, whatever its format and variant.
@@ -48,6 +57,9 @@ pub trait MatMul: Send + Sync {
 
     /// y = x·Wᵀ: `x` is tokens × cols, `y` tokens × rows, both row-major.
     fn matmul(&self, x: &[f32], tokens: usize, y: &mut [f32]) -> Result<(), KernelError>;
+
+    /// Dequantize row `row` into `out` (`out.len() == cols()`): an embedding lookup.
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), KernelError>;
 }
 
 impl<K: Kernel> MatMul for K {
@@ -62,6 +74,20 @@ impl<K: Kernel> MatMul for K {
     }
     fn cols(&self) -> usize {
         Kernel::cols(self)
+    }
+
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), KernelError> {
+        let name = Kernel::info(self).name;
+        check_len(name, "row", out.len(), Kernel::cols(self))?;
+        if row >= Kernel::rows(self) {
+            return Err(KernelError::Shape {
+                format: name,
+                rows: Kernel::rows(self),
+                cols: Kernel::cols(self),
+                reason: format!("no row {row}"),
+            });
+        }
+        Kernel::dequantize_row(self, row, out)
     }
 
     fn matmul(&self, x: &[f32], tokens: usize, y: &mut [f32]) -> Result<(), KernelError> {

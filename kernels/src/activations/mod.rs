@@ -69,6 +69,38 @@ impl Bf16Bytes {
     }
 }
 
+/// An f32 stored as its four little-endian bytes (alignment 1, so any byte slice casts).
+#[repr(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Pod, Zeroable)]
+pub struct F32Bytes(pub [u8; 4]);
+
+impl F32Bytes {
+    pub fn to_f32(self) -> f32 {
+        f32::from_le_bytes(self.0)
+    }
+}
+
+/// F32 weights take the activations as they are.
+pub struct F32Act;
+
+impl BlockActivation for F32Act {
+    const NAME: &'static str = "f32";
+    const BLOCK: usize = 1;
+    type Block = F32Bytes;
+
+    fn quantize_blocks(src: &[f32], dst: &mut [F32Bytes]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = F32Bytes(s.to_le_bytes());
+        }
+    }
+
+    fn dequantize_blocks(src: &[F32Bytes], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.to_f32();
+        }
+    }
+}
+
 /// F16 weights take F16 activations (ggml converts the f32 row with round-to-nearest-even).
 pub struct F16Act;
 

@@ -7,6 +7,7 @@
 
 pub mod bf16;
 pub mod f16;
+pub mod f32;
 pub mod i2_s;
 pub mod q4_0;
 pub mod q4_k;
@@ -109,6 +110,14 @@ pub type ActBlock<F> = <<F as BlockFormat>::Act as BlockActivation>::Block;
 /// A row kernel of a block format: one weight row against every token, `out[t]` per token.
 pub type RowDot<F> = fn(&[<F as BlockFormat>::Block], &[Vec<ActBlock<F>>], &mut [f32]);
 
+/// A multi-row kernel: `rows` consecutive weight rows (their blocks back to back in the slice)
+/// against every token, `out[r · tokens + t]`. Lets a kernel share activation loads between rows
+/// and prefetch across them.
+pub type RowsDot<F> = fn(&[<F as BlockFormat>::Block], usize, &[Vec<ActBlock<F>>], &mut [f32]);
+
+/// Rows per [`RowsDot`] call: the largest of these that divides the row count.
+const ROWS_PER_CALL: [usize; 5] = [16, 8, 4, 2, 1];
+
 /// A ggml-style row-blocked format: each row is `cols / BLOCK` independent blocks.
 pub trait BlockFormat: Send + Sync + 'static {
     const INFO: FormatInfo;
@@ -132,6 +141,14 @@ pub trait BlockFormat: Send + Sync + 'static {
     {
         &[]
     }
+
+    /// Multi-row kernels, used instead of the [`Self::simd_variants`] entry of the same variant.
+    fn multi_row_variants() -> &'static [(Isa, RowsDot<Self>)]
+    where
+        Self: Sized,
+    {
+        &[]
+    }
 }
 
 /// The scalar variant of every block format: the reference dot, token by token.
@@ -148,6 +165,8 @@ pub struct BlockKernel<F: BlockFormat> {
     cols: usize,
     isa: Isa,
     dot: RowDot<F>,
+    /// A multi-row kernel and the rows it takes per call (`rows` is a multiple).
+    multi: Option<(RowsDot<F>, usize)>,
 }
 
 impl<F: BlockFormat> Kernel for BlockKernel<F> {
@@ -165,6 +184,9 @@ impl<F: BlockFormat> Kernel for BlockKernel<F> {
     fn cols(&self) -> usize {
         self.cols
     }
+    fn group_rows(&self) -> usize {
+        self.multi.map_or(1, |(_, n)| n)
+    }
 
     fn quantize(&self, x: &[f32]) -> Result<Self::Act, KernelError> {
         quantize_act_row::<F>(x)
@@ -172,9 +194,22 @@ impl<F: BlockFormat> Kernel for BlockKernel<F> {
 
     fn compute(&self, row: usize, acts: &[Self::Act], out: &mut [f32]) {
         let per_row = self.cols / F::INFO.block_size;
-        if let Some(w) = self.blocks.get(row * per_row..(row + 1) * per_row) {
+        if let Some((dot, n)) = self.multi {
+            // `row` counts groups of `n` rows here.
+            if let Some(w) = self.blocks.get(row * n * per_row..(row + 1) * n * per_row) {
+                dot(w, n, acts, out);
+            }
+        } else if let Some(w) = self.blocks.get(row * per_row..(row + 1) * per_row) {
             (self.dot)(w, acts, out);
         }
+    }
+
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), KernelError> {
+        let per_row = self.cols / F::INFO.block_size;
+        if let Some(w) = self.blocks.get(row * per_row..(row + 1) * per_row) {
+            F::dequantize_blocks(w, out);
+        }
+        Ok(())
     }
 }
 
@@ -347,12 +382,22 @@ impl<F: BlockFormat> WeightFormat for Rows<F> {
             .iter()
             .find(|&&(i, _)| i == isa)
             .map_or(scalar_row::<F> as RowDot<F>, |&(_, f)| f);
+        let multi = F::multi_row_variants()
+            .iter()
+            .find(|&&(i, _)| i == isa)
+            .and_then(|&(_, f)| {
+                let n = ROWS_PER_CALL
+                    .into_iter()
+                    .find(|n| rows.is_multiple_of(*n))?;
+                Some((f, n))
+            });
         Ok(Box::new(BlockKernel::<F> {
             blocks,
             rows,
             cols,
             isa,
             dot,
+            multi,
         }))
     }
 }

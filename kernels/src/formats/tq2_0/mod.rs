@@ -12,7 +12,7 @@ mod x86;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{BlockFormat, FormatInfo, Origin, RowDot};
+use super::{BlockFormat, FormatInfo, Origin, RowDot, RowsDot};
 use crate::activations::q8_k::{BlockQ8K, Q8K, QK_K};
 use crate::activations::F16Bytes;
 use crate::cpu::Isa;
@@ -79,7 +79,21 @@ impl BlockFormat for Tq2_0 {
     fn simd_variants() -> &'static [(Isa, RowDot<Self>)] {
         SIMD_VARIANTS
     }
+
+    fn multi_row_variants() -> &'static [(Isa, RowsDot<Self>)] {
+        MULTI_ROW_VARIANTS
+    }
 }
+
+/// Multi-row kernels (decode shares activation loads across rows and prefetches the weights).
+const MULTI_ROW_VARIANTS: &[(Isa, RowsDot<Tq2_0>)] = &[
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx2, x86::rows_tq2_0_q8_k_avx2),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::AvxVnni, x86::rows_tq2_0_q8_k_avxvnni),
+    #[cfg(target_arch = "x86_64")]
+    (Isa::Avx512Vnni, x86::rows_tq2_0_q8_k_avx512),
+];
 
 /// Fast row kernels, slowest first.
 const SIMD_VARIANTS: &[(Isa, RowDot<Tq2_0>)] = &[
