@@ -190,10 +190,11 @@ impl TensorType {
         }
     }
 
-    /// The kernels-crate format name, where one exists (`f32` has none: it is read directly).
+    /// The kernels-crate format name, where one exists.
     pub fn format_name(self) -> Option<&'static str> {
         use TensorType::*;
         Some(match self {
+            F32 => "f32",
             F16 => "f16",
             Bf16 => "bf16",
             Q4_0 => "q4_0",
@@ -540,6 +541,23 @@ impl Gguf {
     pub fn data(&self, t: &TensorInfo) -> &[u8] {
         let start = self.data_offset + t.offset as usize;
         self.bytes.get(start..start + t.bytes).unwrap_or(&[])
+    }
+
+    /// Drop a tensor's pages from this process's resident set once its bytes have been copied
+    /// elsewhere (a backend upload), so loading does not hold the model twice. Best effort.
+    pub fn release(&self, t: &TensorInfo) {
+        if let Bytes::Mapped(m) = &self.bytes {
+            let page = 4096;
+            let start = (self.data_offset + t.offset as usize).div_ceil(page) * page;
+            let end = (self.data_offset + t.offset as usize + t.bytes) / page * page;
+            if end > start {
+                // SAFETY: the map is read-only and file-backed, so DONTNEED only drops pages that
+                // are read again from the file if touched; no borrowed slice sees changed bytes.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
     }
 
     /// An error about this file.

@@ -4,7 +4,13 @@
 //! probe and the statistics of repeated timings. Depends on every lower crate; none depends on it.
 
 pub mod bandwidth;
+pub mod convert;
 pub mod formats;
 pub mod gguf;
 pub mod kernel_bench;
+pub mod model;
+pub mod model_run;
+pub mod sampling;
 pub mod stats;
+pub mod sysinfo;
+pub mod tokenizer;

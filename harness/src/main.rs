@@ -1,9 +1,17 @@
 //! `ternbench`: measure ternary LLM inference against FP16 and INT4 baselines.
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context, Result};
+use backends::KvType;
 use clap::{Parser, Subcommand, ValueEnum};
 use harness::bandwidth::Resident;
+use harness::convert::{self, QuantizeOptions, SynthOptions, Written};
 use harness::kernel_bench::{self, Options};
+use harness::model::Logits;
+use harness::model_run::{self, RunOptions};
+use harness::sampling::SamplerConfig;
+use harness::sysinfo::SystemInfo;
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +69,181 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Convert a GGUF model's linear weights to another format, streaming tensor by tensor.
+    Quantize {
+        /// The GGUF model to read.
+        input: PathBuf,
+        /// The GGUF model to write.
+        output: PathBuf,
+        /// Format of the linear weights: tq1_0, tq2_0, i2_s, tl1, tl2, q4_0, q8_0, f16, ...
+        #[arg(long = "type")]
+        ty: String,
+        /// Format of token_embd.weight (default: keep the stored one), e.g. q6_K or f16.
+        #[arg(long)]
+        embedding_type: Option<String>,
+    },
+    /// Describe this machine as results record it: CPU, instruction sets, caches, memory, OS.
+    Sysinfo {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Model files: synthesize one from a shape preset.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Write a GGUF model of a preset's shapes with random ternary weights (deterministic per seed).
+    Synth {
+        /// Shape preset (datasets/presets.toml), e.g. bitnet-b1.58-2b-4t.
+        #[arg(long)]
+        preset: String,
+        /// Format of the linear weights: tq1_0, tq2_0, i2_s, tl1, tl2, f16, q4_0, q8_0, ...
+        #[arg(long)]
+        format: String,
+        /// Seed of the weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Format of token_embd.weight (default: f16 for bitnet-b1.58, q6_K for bitnet).
+        #[arg(long)]
+        embedding_type: Option<String>,
+        /// The GGUF model to write.
+        output: PathBuf,
+    },
+    /// Time prefill and decode of a whole model (a file, or a preset synthesized into the cache).
+    Run {
+        #[command(flatten)]
+        source: ModelSource,
+        /// Prompt tokens (prefill).
+        #[arg(short = 'p', long = "prompt-tokens", default_value_t = 64)]
+        prompt_tokens: usize,
+        /// Tokens to generate (decode).
+        #[arg(short = 'n', long = "gen-tokens", default_value_t = 32)]
+        gen_tokens: usize,
+        /// Worker threads; default: all logical CPUs.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// KV cache type.
+        #[arg(long, default_value = "f16")]
+        kv_type: String,
+        /// Force a kernel variant: an instruction set (`scalar`, `avx2`, ...) or `format/isa`.
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Prefill + decode repetitions.
+        #[arg(long, default_value_t = 3)]
+        repetitions: usize,
+        /// A prompt to tokenize with the model's tokenizer (default: -p synthetic token ids).
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Sampling temperature; 0 is greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temp: f32,
+        /// Keep the k most likely tokens (0: all).
+        #[arg(long, default_value_t = 40)]
+        top_k: usize,
+        /// Keep the most likely tokens up to this probability.
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f32,
+        /// Seed of the sampler and of synthetic prompts.
+        #[arg(long, default_value_t = 1)]
+        sample_seed: u64,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the logits of every position for a list of token ids.
+    Logits {
+        #[arg(long)]
+        model: PathBuf,
+        /// Token ids, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tokens: Vec<u32>,
+        /// KV cache type.
+        #[arg(long, default_value = "f16")]
+        kv_type: String,
+        /// Force a kernel variant.
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Print {"tokens": [...], "logits": [[...], ...]}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A model file, or a preset and format to synthesize one (cached by name and seed).
+#[derive(clap::Args)]
+struct ModelSource {
+    /// A GGUF model file.
+    #[arg(long, conflicts_with_all = ["preset", "format"])]
+    model: Option<PathBuf>,
+    /// Shape preset to synthesize (with --format).
+    #[arg(long, requires = "format")]
+    preset: Option<String>,
+    /// Format of the synthesized model's linear weights.
+    #[arg(long, requires = "preset")]
+    format: Option<String>,
+    /// Seed of the synthesized weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where synthesized models are kept (default: $TERNBENCH_CACHE or ~/.cache/ternbench).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+}
+
+fn cache_dir(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("TERNBENCH_CACHE").map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ternbench")))
+        .unwrap_or_else(|| std::env::temp_dir().join("ternbench"))
+}
+
+/// The model file to run: the given one, or the preset synthesized once into the cache.
+fn model_path(src: ModelSource) -> Result<PathBuf> {
+    if let Some(m) = src.model {
+        return Ok(m);
+    }
+    let (Some(preset_name), Some(format)) = (src.preset, src.format) else {
+        bail!("give --model FILE, or --preset P with --format F");
+    };
+    let Some(preset) = datasets::presets::find(&preset_name)? else {
+        bail!("unknown preset '{preset_name}'");
+    };
+    let dir = cache_dir(src.cache_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{preset_name}-{format}-seed{}.gguf", src.seed));
+    if !path.exists() {
+        eprintln!("synthesizing {} ...", path.display());
+        let opts = SynthOptions {
+            preset,
+            format,
+            seed: src.seed,
+            embedding: None,
+        };
+        // Write under a temporary name so an interrupted run leaves no half file in the cache.
+        let partial = path.with_extension("gguf.partial");
+        report(&convert::synth(&opts, &partial)?);
+        std::fs::rename(&partial, &path)
+            .with_context(|| format!("moving {} into place", partial.display()))?;
+    }
+    Ok(path)
+}
+
+fn kv_type(name: &str) -> Result<KvType> {
+    KvType::from_name(name).with_context(|| format!("--kv-type {name}: expected f16 or f32"))
+}
+
+fn report(w: &Written) {
+    println!(
+        "wrote {}: {} tensors, {:.1} MiB in {:.1} s",
+        w.path.display(),
+        w.tensors,
+        w.bytes as f64 / (1u64 << 20) as f64,
+        w.seconds
+    );
 }
 
 fn parse_shape(s: &str) -> Result<(usize, usize)> {
@@ -153,6 +336,131 @@ fn main() -> Result<()> {
                         b.reader,
                         b.repetitions
                     );
+                }
+            }
+        }
+        Command::Sysinfo { json } => {
+            let info = SystemInfo::detect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print!("{}", info.table());
+                for w in info.warnings() {
+                    println!("warning: {w}");
+                }
+            }
+        }
+        Command::Quantize {
+            input,
+            output,
+            ty,
+            embedding_type,
+        } => {
+            let opts = QuantizeOptions {
+                target: ty,
+                embedding: embedding_type,
+            };
+            report(&convert::quantize(&input, &output, &opts)?);
+        }
+        Command::Model {
+            command:
+                ModelCommand::Synth {
+                    preset,
+                    format,
+                    seed,
+                    embedding_type,
+                    output,
+                },
+        } => {
+            let names = || -> Result<String> {
+                let all = datasets::presets::all()?;
+                Ok(all
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+            };
+            let Some(preset) = datasets::presets::find(&preset)? else {
+                bail!("unknown preset '{preset}' (one of: {})", names()?);
+            };
+            let opts = SynthOptions {
+                preset,
+                format,
+                seed,
+                embedding: embedding_type,
+            };
+            report(&convert::synth(&opts, &output)?);
+        }
+        Command::Model {
+            command:
+                ModelCommand::Run {
+                    source,
+                    prompt_tokens,
+                    gen_tokens,
+                    threads,
+                    kv_type: kv,
+                    kernel,
+                    repetitions,
+                    prompt,
+                    temp,
+                    top_k,
+                    top_p,
+                    sample_seed,
+                    json,
+                },
+        } => {
+            let path = model_path(source)?;
+            let opts = RunOptions {
+                prompt: prompt_tokens,
+                generate: gen_tokens,
+                repetitions,
+                threads,
+                kv_type: kv_type(&kv)?,
+                kernel,
+                seed: sample_seed,
+                prompt_text: prompt,
+                sampler: SamplerConfig {
+                    temperature: temp,
+                    top_k,
+                    top_p,
+                    seed: sample_seed,
+                },
+                ..RunOptions::default()
+            };
+            let record = model_run::run(&path, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+            } else {
+                print!("{}", record.table());
+            }
+        }
+        Command::Model {
+            command:
+                ModelCommand::Logits {
+                    model,
+                    tokens,
+                    kv_type: kv,
+                    kernel,
+                    json,
+                },
+        } => {
+            let opts = RunOptions {
+                kv_type: kv_type(&kv)?,
+                kernel,
+                ..RunOptions::default()
+            };
+            let mut m = model_run::load(&model, &opts, tokens.len(), tokens.len().min(512))?;
+            let flat = m.forward(&tokens, Logits::All)?;
+            let rows: Vec<&[f32]> = flat.chunks(m.config.vocab.max(1)).collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({"tokens": tokens, "logits": rows}))?
+                );
+            } else {
+                for (t, row) in tokens.iter().zip(&rows) {
+                    let best = model_run::argmax(row);
+                    println!("token {t:>7}: argmax {best} ({:.4})", row[best as usize]);
                 }
             }
         }

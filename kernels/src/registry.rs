@@ -2,8 +2,8 @@
 //! cross-format test iterates it.
 
 use crate::formats::{
-    bf16::Bf16, f16::F16, f32::F32, i2_s::I2S, q4_0::Q4_0, q4_k::Q4K, q6_k::Q6K, q8_0::Q8_0, tq1_0::Tq1_0,
-    tq2_0::Tq2_0, Rows, WeightFormat,
+    bf16::Bf16, f16::F16, f32::F32, i2_s::I2S, q4_0::Q4_0, q4_k::Q4K, q6_k::Q6K, q8_0::Q8_0,
+    tq1_0::Tq1_0, tq2_0::Tq2_0, Rows, WeightFormat,
 };
 use crate::formats::{tl1::Tl1, tl2::Tl2};
 use crate::KernelError;
