@@ -92,6 +92,8 @@ pub struct KernelRecord {
     /// How many distinct copies of the weights are cycled (1 for cache-resident cases).
     pub copies: usize,
     pub check: Check,
+    /// Every timed sample, in the order taken.
+    pub samples_ns: Vec<f64>,
 }
 
 /// Errors that stop a benchmark run.
@@ -138,34 +140,49 @@ pub fn run(
         for &resident in &opts.residents {
             bandwidths.push(bandwidth::measure(resident, threads, 10));
         }
-        for name in &opts.formats {
-            let f = find_format(name)?;
-            let isa = forced(opts.kernel.as_deref(), f.info().name);
-            for &(m, k) in &opts.shapes {
+        // Formats are timed interleaved (A B C A B C ...) per shape, so drift hits all alike.
+        for &(m, k) in &opts.shapes {
+            let mut prepared = Vec::new();
+            for name in &opts.formats {
+                let f = find_format(name)?;
+                let isa = forced(opts.kernel.as_deref(), f.info().name);
                 let w = synthetic_weights(f, m, k, 0x5eed ^ (m * 31 + k) as u64);
                 let packed = f.pack(&w, m, k)?;
                 let kernel = prepare(f, &packed, m, k, isa)?;
-                for &tokens in &opts.tokens {
-                    let check =
-                        pool.install(|| check_output(f, kernel.as_ref(), &packed, tokens))?;
-                    for &resident in &opts.residents {
-                        let bw = bandwidths
-                            .iter()
-                            .rev()
-                            .find(|b| b.resident == resident && b.threads == threads)
-                            .map_or(0.0, |b| b.gbps);
+                prepared.push((f, isa, packed, kernel));
+            }
+            for &tokens in &opts.tokens {
+                let mut checks = Vec::new();
+                for (f, _, packed, kernel) in &prepared {
+                    checks
+                        .push(pool.install(|| check_output(*f, kernel.as_ref(), packed, tokens))?);
+                }
+                for &resident in &opts.residents {
+                    let bw = bandwidths
+                        .iter()
+                        .rev()
+                        .find(|b| b.resident == resident && b.threads == threads)
+                        .map_or(0.0, |b| b.gbps);
+                    let mut cases = Vec::new();
+                    for (f, isa, packed, _) in &prepared {
                         let copies = match resident {
                             Resident::Cache => 1,
                             Resident::Dram => (4 * bandwidth::llc_bytes())
                                 .div_ceil(packed.len().max(1))
                                 .max(2),
                         };
-                        let mut kernels: Vec<Box<dyn MatMul>> =
-                            vec![prepare(f, &packed, m, k, isa)?];
-                        for _ in 1..copies {
-                            kernels.push(prepare(f, &packed, m, k, isa)?);
+                        let mut kernels: Vec<Box<dyn MatMul>> = Vec::with_capacity(copies);
+                        for _ in 0..copies {
+                            kernels.push(prepare(*f, packed, m, k, *isa)?);
                         }
-                        let samples = pool.install(|| time_cases(&kernels, tokens, opts));
+                        cases.push(kernels);
+                    }
+                    let all_samples = pool.install(|| time_interleaved(&cases, tokens, opts));
+                    for (((f, _, packed, kernel), check), (samples, kernels)) in prepared
+                        .iter()
+                        .zip(&checks)
+                        .zip(all_samples.into_iter().zip(&cases))
+                    {
                         let Some(s) = Summary::of(&samples) else {
                             continue;
                         };
@@ -189,8 +206,9 @@ pub fn run(
                             gbps,
                             bandwidth_fraction: if bw > 0.0 { gbps / bw } else { 0.0 },
                             bandwidth_gbps: bw,
-                            copies,
+                            copies: kernels.len(),
                             check: check.clone(),
+                            samples_ns: samples,
                         };
                         on_record(&record);
                         records.push(record);
@@ -221,35 +239,58 @@ pub fn validate_kernel_spec(spec: &str, formats: &[String]) -> Result<(), String
     Ok(())
 }
 
-/// Timed products, cycling through the copies, until both minimums are met (max 10 000).
-fn time_cases(kernels: &[Box<dyn MatMul>], tokens: usize, opts: &Options) -> Vec<f64> {
-    let Some(first) = kernels.first() else {
-        return Vec::new();
-    };
-    let (m, k) = (first.rows(), first.cols());
-    let mut rng = SplitMix64(42);
-    let x: Vec<f32> = (0..tokens * k).map(|_| rng.unit()).collect();
-    let mut y = vec![0.0f32; tokens * m];
+/// Timed products of several cases, one sample of each in turn (A B C A B C ...), each case
+/// cycling through its copies, until every case has `repetitions` samples and the cases together
+/// have run `min_seconds` each (at most 10 000 samples a case). A case that fails gets none.
+fn time_interleaved(
+    cases: &[Vec<Box<dyn MatMul>>],
+    tokens: usize,
+    opts: &Options,
+) -> Vec<Vec<f64>> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut alive: Vec<bool> = vec![true; cases.len()];
+    let mut bufs = Vec::new();
+    for kernels in cases {
+        let (m, k) = kernels.first().map_or((0, 0), |f| (f.rows(), f.cols()));
+        let mut rng = SplitMix64(42);
+        let x: Vec<f32> = (0..tokens * k).map(|_| rng.unit()).collect();
+        bufs.push((x, vec![0.0f32; tokens * m]));
+    }
     // Warm-up: one pass over every copy (faults pages, settles frequency and caches).
-    for kern in kernels {
-        if kern.matmul(&x, tokens, &mut y).is_err() {
-            return Vec::new();
-        }
+    for (i, kernels) in cases.iter().enumerate() {
+        let (x, y) = &mut bufs[i];
+        alive[i] =
+            !kernels.is_empty() && kernels.iter().all(|kern| kern.matmul(x, tokens, y).is_ok());
     }
     let started = Instant::now();
-    let mut samples = Vec::new();
-    while (samples.len() < opts.repetitions || started.elapsed().as_secs_f64() < opts.min_seconds)
-        && samples.len() < 10_000
-    {
-        let kern = &kernels[samples.len() % kernels.len()];
-        let t = Instant::now();
-        let ok = kern.matmul(&x, tokens, &mut y).is_ok();
-        let ns = t.elapsed().as_nanos() as f64;
-        if !ok {
-            return Vec::new();
+    let budget = opts.min_seconds * cases.len() as f64;
+    let mut round = 0usize;
+    loop {
+        let short = samples
+            .iter()
+            .zip(&alive)
+            .any(|(s, &a)| a && s.len() < opts.repetitions);
+        if (!short && started.elapsed().as_secs_f64() >= budget) || round >= 10_000 {
+            break;
         }
-        black_box(&y);
-        samples.push(ns);
+        for (i, kernels) in cases.iter().enumerate() {
+            if !alive[i] {
+                continue;
+            }
+            let (x, y) = &mut bufs[i];
+            let kern = &kernels[round % kernels.len()];
+            let t = Instant::now();
+            let ok = kern.matmul(x, tokens, y).is_ok();
+            let ns = t.elapsed().as_nanos() as f64;
+            black_box(&*y);
+            if ok {
+                samples[i].push(ns);
+            } else {
+                alive[i] = false;
+                samples[i].clear();
+            }
+        }
+        round += 1;
     }
     samples
 }

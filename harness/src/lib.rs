@@ -12,5 +12,6 @@ pub mod model;
 pub mod model_run;
 pub mod sampling;
 pub mod stats;
+pub mod suite;
 pub mod sysinfo;
 pub mod tokenizer;

@@ -11,7 +11,9 @@ use harness::kernel_bench::{self, Options};
 use harness::model::Logits;
 use harness::model_run::{self, RunOptions};
 use harness::sampling::SamplerConfig;
+use harness::suite::{self, Suite, SuiteOptions};
 use harness::sysinfo::SystemInfo;
+use std::io::IsTerminal;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +31,13 @@ enum Where {
     Cache,
     Dram,
     Both,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SuiteArg {
+    Quick,
+    Default,
+    Full,
 }
 
 #[derive(Subcommand)]
@@ -81,6 +90,43 @@ enum Command {
         /// Format of token_embd.weight (default: keep the stored one), e.g. q6_K or f16.
         #[arg(long)]
         embedding_type: Option<String>,
+    },
+    /// The main job: system info, bandwidth, the kernel suite and the model suite, ternary
+    /// formats against F16 and Q4_0; writes results.jsonl/.csv and report.md/.html.
+    Run {
+        /// quick (about 2 minutes on 2 cores), default (about 10), full (sizes and threads swept).
+        #[arg(long, value_enum, default_value = "default")]
+        suite: SuiteArg,
+        /// Run the model suite on this GGUF instead of synthetic 2B4T-shaped models.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Output directory (default: ternbench-results/<timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Threads; default: all logical CPUs.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Force a kernel variant: an instruction set or `format/isa`.
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Where synthesized models are kept (default: $TERNBENCH_CACHE or ~/.cache/ternbench).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Print the records as a JSON array on stdout (no progress bars).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render report.md and report.html from results files (.jsonl or .csv).
+    Report {
+        /// Results files.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// A system.json to describe the machine (default: next to the first results file).
+        #[arg(long)]
+        system: Option<PathBuf>,
     },
     /// Describe this machine as results record it: CPU, instruction sets, caches, memory, OS.
     Sysinfo {
@@ -338,6 +384,93 @@ fn main() -> Result<()> {
                     );
                 }
             }
+        }
+        Command::Run {
+            suite,
+            model,
+            out,
+            threads,
+            kernel,
+            cache_dir: cache,
+            json,
+        } => {
+            let opts = SuiteOptions {
+                suite: match suite {
+                    SuiteArg::Quick => Suite::Quick,
+                    SuiteArg::Default => Suite::Default,
+                    SuiteArg::Full => Suite::Full,
+                },
+                model,
+                out: out.unwrap_or_else(suite::default_out),
+                cache_dir: cache_dir(cache),
+                threads,
+                kernel,
+                progress: !json && std::io::stderr().is_terminal(),
+            };
+            if let Some(spec) = &opts.kernel {
+                let all: Vec<String> = kernels::FORMATS
+                    .iter()
+                    .map(|f| f.info().name.to_string())
+                    .collect();
+                kernel_bench::validate_kernel_spec(spec, &all).map_err(anyhow::Error::msg)?;
+            }
+            eprintln!(
+                "ternbench run --suite {}: writing {}",
+                opts.suite.name(),
+                opts.out.display()
+            );
+            let outcome = suite::run(&opts).with_context(|| {
+                format!(
+                    "finished records are kept in {}",
+                    opts.out.join("results.jsonl").display()
+                )
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&outcome.records)?);
+            } else {
+                print!("{}", outcome.system.table());
+                print!("{}", suite::summary(&outcome.records));
+                for w in outcome.system.warnings() {
+                    println!("warning: {w}");
+                }
+            }
+            eprintln!("results: {}", outcome.out.join("results.jsonl").display());
+            if let Some(r) = &outcome.report {
+                eprintln!("report: {} and {}", r.markdown.display(), r.html.display());
+            }
+        }
+        Command::Report {
+            results,
+            out,
+            system,
+        } => {
+            let mut records = Vec::new();
+            for path in &results {
+                let rec = reports::read_records_recovering(path)?;
+                if let Some(w) = rec.warning {
+                    eprintln!("warning: {w}");
+                }
+                records.extend(rec.records);
+            }
+            let system_path = system.or_else(|| {
+                results
+                    .first()
+                    .and_then(|p| p.parent())
+                    .map(|d| d.join("system.json"))
+                    .filter(|p| p.exists())
+            });
+            let system_json: Option<serde_json::Value> = match &system_path {
+                Some(p) => Some(
+                    serde_json::from_str(
+                        &std::fs::read_to_string(p)
+                            .with_context(|| format!("reading {}", p.display()))?,
+                    )
+                    .with_context(|| format!("parsing {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let files = reports::render(&records, system_json.as_ref(), &out)?;
+            println!("{}\n{}", files.markdown.display(), files.html.display());
         }
         Command::Sysinfo { json } => {
             let info = SystemInfo::detect();
