@@ -19,6 +19,9 @@ pub struct CpuConfig {
     pub threads: usize,
     /// A kernel spec as `TERNBENCH_KERNEL` takes it (`avx2`, `tq2_0/scalar,q6_K/avx2`).
     pub kernel: Option<String>,
+    /// Pin worker i to logical CPU i where the OS allows, so the scheduler cannot migrate or
+    /// stack workers mid-measurement.
+    pub pin: bool,
 }
 
 enum Store {
@@ -70,8 +73,19 @@ pub struct CpuBackend {
 
 impl CpuBackend {
     pub fn new(config: CpuConfig) -> Result<CpuBackend, BackendError> {
+        let cores = if config.pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads)
+            .start_handler(move |i| {
+                if let Some(&core) = cores.get(i % cores.len().max(1)) {
+                    // Best effort: a refused pin leaves the worker unpinned, which still computes right.
+                    core_affinity::set_for_current(core);
+                }
+            })
             .build()
             .map_err(|e| BackendError::Unavailable {
                 backend: NAME,

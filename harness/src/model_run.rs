@@ -159,6 +159,7 @@ fn load_from(
     let backend = CpuBackend::new(CpuConfig {
         threads: opts.threads,
         kernel: opts.kernel.clone(),
+        pin: true,
     })?;
     Model::load(
         g,

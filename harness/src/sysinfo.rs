@@ -15,6 +15,37 @@ pub struct Cache {
     pub shared_by: usize,
 }
 
+/// A compute backend, present or not, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendStatus {
+    pub name: String,
+    pub available: bool,
+    /// The device when available, the reason otherwise.
+    pub detail: String,
+}
+
+/// Every backend ternbench knows, with what this machine and build offer.
+pub fn backends(cpu: &str) -> Vec<BackendStatus> {
+    vec![
+        BackendStatus {
+            name: "cpu".into(),
+            available: true,
+            detail: cpu.to_string(),
+        },
+        BackendStatus {
+            name: "vulkan".into(),
+            available: false,
+            detail: "not built: the Vulkan backend (ash) is the next roadmap item".into(),
+        },
+        BackendStatus {
+            name: "hexagon".into(),
+            available: false,
+            detail: "not built: the Hexagon backend (FastRPC via libloading) is on the roadmap"
+                .into(),
+        },
+    ]
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SystemInfo {
     pub cpu: String,
@@ -37,6 +68,7 @@ pub struct SystemInfo {
     /// "release" or "debug": debug timings are not comparable.
     pub build_profile: String,
     pub ternbench_version: String,
+    pub backends: Vec<BackendStatus>,
 }
 
 fn read(path: &str) -> Option<String> {
@@ -108,7 +140,6 @@ impl SystemInfo {
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         SystemInfo {
-            cpu,
             arch: std::env::consts::ARCH.to_string(),
             isa: kernels::cpu::Isa::ALL
                 .iter()
@@ -133,6 +164,8 @@ impl SystemInfo {
             }
             .to_string(),
             ternbench_version: env!("CARGO_PKG_VERSION").to_string(),
+            backends: backends(&cpu),
+            cpu,
         }
     }
 
@@ -218,8 +251,15 @@ impl SystemInfo {
                 ),
             ),
         ];
-        rows.iter()
+        let mut out: String = rows
+            .iter()
             .map(|(k, v)| format!("{k:>21}: {v}\n"))
-            .collect()
+            .collect();
+        for b in &self.backends {
+            let state = if b.available { "available" } else { "absent" };
+            let key = format!("backend {}", b.name);
+            out += &format!("{key:>21}: {state}: {}\n", b.detail);
+        }
+        out
     }
 }

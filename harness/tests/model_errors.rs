@@ -52,6 +52,7 @@ fn load(g: &Gguf) -> Result<Model, ModelError> {
     let backend = CpuBackend::new(CpuConfig {
         threads: 1,
         kernel: None,
+        pin: false,
     })
     .unwrap();
     Model::load(

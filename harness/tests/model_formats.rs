@@ -30,6 +30,7 @@ fn logits(path: &std::path::Path, kernel: Option<&str>) -> Vec<f32> {
     let backend = CpuBackend::new(CpuConfig {
         threads: 2,
         kernel: kernel.map(String::from),
+        pin: false,
     })
     .unwrap();
     let mut m = Model::load(

@@ -64,6 +64,7 @@ fn run(model: &str, kv: KvType, kernel: Option<&str>, batch: usize) -> Vec<Vec<f
     let backend = CpuBackend::new(CpuConfig {
         threads: 2,
         kernel: kernel.map(String::from),
+        pin: false,
     })
     .unwrap();
     let opts = LoadOptions {
@@ -163,6 +164,7 @@ fn decoding_token_by_token_equals_the_prefill_logits() {
     let backend = CpuBackend::new(CpuConfig {
         threads: 1,
         kernel: None,
+        pin: false,
     })
     .unwrap();
     let mut m = Model::load(
@@ -205,6 +207,7 @@ fn loading_checks_each_kernel_variant_against_the_reference() {
     let backend = CpuBackend::new(CpuConfig {
         threads: 1,
         kernel: None,
+        pin: false,
     })
     .unwrap();
     let m = Model::load(&g, Box::new(backend), &LoadOptions::default()).unwrap();
