@@ -60,11 +60,12 @@ pub(super) fn rows_tq2_0_q8_k_avx512(
     acts: &[Vec<BlockQ8K>],
     out: &mut [f32],
 ) {
-    if let [a] = acts {
+    match acts {
         // SAFETY: as for dot_tq2_0_q8_k_avx512, whose variant (Isa::Avx512Vnni) this entry shares.
-        unsafe { gemv_avx512(w, rows, a, out) }
-    } else {
-        by_rows(w, rows, acts, out, dot_tq2_0_q8_k_avx512);
+        [a] => unsafe { gemv_avx512(w, rows, a, out) },
+        // SAFETY: the same.
+        _ if rows >= GEMM_MIN_ROWS => unsafe { gemm_avx512(w, rows, acts, out) },
+        _ => by_rows(w, rows, acts, out, dot_tq2_0_q8_k_avx512),
     }
 }
 
@@ -495,4 +496,254 @@ unsafe fn rows_avx512_1t<const R: usize>(
         let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(f)));
         hsum256(_mm256_fmadd_ps(hi, _mm256_set1_ps(0.25), lo))
     })
+}
+
+/// Prefill (several tokens) with AVX-512 VNNI: one int32 lane per weight row. A panel of
+/// [`TILE_R`] rows is transposed once per call so that vector j of a block holds dword j of
+/// every row's codes (four weights per byte, see [`BlockTq2_0`]); `(v >> 2n) & 3` is then, in
+/// every lane, the codes of the four consecutive weights `128(j/8) + 32n + 4(j%8) + 0..4`, and
+/// one `vpdpbusd` against those four activations of a token, broadcast, does 64 MACs. A tile of
+/// [`TILE_T`] tokens keeps its int32 block sums and float row sums in registers, so a code
+/// vector serves all its tokens and the per-block work (Σq, scale, convert) is per 64 MACs.
+///
+/// Each block's integer sum Σ(c − 1)·q is exact, and is scaled and added in the scalar
+/// reference's order (`sum += sumi · (d_a · d_w)`, block after block), so every lane equals
+/// [`super::dot_tq2_0_q8_k`] bit for bit.
+const TILE_R: usize = 16;
+
+/// Tokens per GEMM tile.
+const TILE_T: usize = 8;
+
+/// Rows below which a GEMM call goes row by row (the panel pads to [`TILE_R`] lanes).
+const GEMM_MIN_ROWS: usize = 8;
+
+/// Panel vectors per block: [`TILE_R`] transposed code dwords, then the rows' scales as f32.
+/// (Storing the codes unpacked, four vectors per dword, made the panel outgrow L1 and ran slower.)
+const PANEL_STRIDE: usize = 17;
+
+thread_local! {
+    /// One thread's panel, reused across calls.
+    static PANEL: std::cell::RefCell<Vec<__m512i>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL/VNNI and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn gemm_avx512(w: &[BlockTq2_0], rows: usize, acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+    let tokens = acts.len();
+    if rows == 0 || tokens == 0 {
+        return;
+    }
+    let per_row = w.len() / rows;
+    let nb = acts.iter().fold(per_row, |n, a| n.min(a.len()));
+    let rows = rows.min(out.len() / tokens);
+    PANEL.with(|panel| {
+        let mut panel = panel.borrow_mut();
+        for r0 in (0..rows).step_by(TILE_R) {
+            let nr = TILE_R.min(rows - r0);
+            build_panel(&w[r0 * per_row..], per_row, nr, nb, &mut panel);
+            let out = &mut out[r0 * tokens..(r0 + nr) * tokens];
+            let mut t0 = 0;
+            while t0 < tokens {
+                let a = &acts[t0..];
+                let n = match a.len() {
+                    1 => tile_out::<1>(&panel, nb, a, nr, t0, out),
+                    2 => tile_out::<2>(&panel, nb, a, nr, t0, out),
+                    3 => tile_out::<3>(&panel, nb, a, nr, t0, out),
+                    4 => tile_out::<4>(&panel, nb, a, nr, t0, out),
+                    5 => tile_out::<5>(&panel, nb, a, nr, t0, out),
+                    6 => tile_out::<6>(&panel, nb, a, nr, t0, out),
+                    7 => tile_out::<7>(&panel, nb, a, nr, t0, out),
+                    _ => tile_out::<TILE_T>(&panel, nb, a, nr, t0, out),
+                };
+                t0 += n;
+            }
+        }
+    });
+}
+
+/// Transpose blocks `0..nb` of `nr ≤ TILE_R` rows (row i at `w[i · per_row..]`) into `panel`,
+/// the missing rows as zero codes and scales.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+fn build_panel(w: &[BlockTq2_0], per_row: usize, nr: usize, nb: usize, panel: &mut Vec<__m512i>) {
+    panel.clear();
+    panel.reserve(nb * PANEL_STRIDE);
+    for b in 0..nb {
+        let mut v = [_mm512_setzero_si512(); TILE_R];
+        let mut d = [0u16; TILE_R];
+        for (i, (v, d)) in v.iter_mut().zip(&mut d).enumerate().take(nr) {
+            let x = &w[i * per_row + b];
+            // SAFETY: `qs` is 64 bytes, one unaligned 512-bit load.
+            *v = unsafe { _mm512_loadu_si512(x.qs.as_ptr().cast()) };
+            *d = u16::from_le_bytes(x.d.0);
+        }
+        panel.extend_from_slice(&transpose16(v));
+        // SAFETY: `d` is 16 u16, 32 bytes.
+        let dw = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(d.as_ptr().cast()) });
+        panel.push(_mm512_castps_si512(dw));
+    }
+}
+
+/// 16×16 dword transpose: lane i of result j is dword j of `r[i]`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+    let mut t = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4i + m], 128-bit lane L: rows 4i..4i+4 at dword 4L + m.
+    let mut u = [_mm512_setzero_si512(); 16];
+    for i in 0..4 {
+        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    // A 4×4 transpose of 128-bit lanes for each m.
+    let mut o = [_mm512_setzero_si512(); 16];
+    for m in 0..4 {
+        let v0 = _mm512_shuffle_i32x4::<0x44>(u[m], u[4 + m]);
+        let v1 = _mm512_shuffle_i32x4::<0xee>(u[m], u[4 + m]);
+        let v2 = _mm512_shuffle_i32x4::<0x44>(u[8 + m], u[12 + m]);
+        let v3 = _mm512_shuffle_i32x4::<0xee>(u[8 + m], u[12 + m]);
+        o[m] = _mm512_shuffle_i32x4::<0x88>(v0, v2);
+        o[4 + m] = _mm512_shuffle_i32x4::<0xdd>(v0, v2);
+        o[8 + m] = _mm512_shuffle_i32x4::<0x88>(v1, v3);
+        o[12 + m] = _mm512_shuffle_i32x4::<0xdd>(v1, v3);
+    }
+    o
+}
+
+/// Run the tile of the first `N` tokens of `acts` (token `t0 + t` of the call) and write lanes
+/// `0..nr` of each into `out[i · tokens + t0 + t]`; returns `N`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+fn tile_out<const N: usize>(
+    panel: &[__m512i],
+    nb: usize,
+    acts: &[Vec<BlockQ8K>],
+    nr: usize,
+    t0: usize,
+    out: &mut [f32],
+) -> usize {
+    let a: [&[BlockQ8K]; N] = std::array::from_fn(|t| &acts[t][..nb]);
+    let sums = tile_avx512::<N>(panel, nb, a);
+    let tokens = out.len() / nr;
+    for (t, s) in sums.iter().enumerate() {
+        let mut lanes = [0.0f32; TILE_R];
+        // SAFETY: 16 f32, 64 bytes.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *s) };
+        for (i, &v) in lanes.iter().enumerate().take(nr) {
+            out[i * tokens + t0 + t] = v;
+        }
+    }
+    N
+}
+
+/// The row sums (one lane per panel row) of `N` tokens over blocks `0..nb`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+fn tile_avx512<const N: usize>(panel: &[__m512i], nb: usize, a: [&[BlockQ8K]; N]) -> [__m512; N] {
+    let m3 = _mm512_set1_epi8(3);
+    let mc = _mm512_set1_epi8(0x0c);
+    let mut facc = [_mm512_setzero_ps(); N];
+    for (b, p) in panel.chunks_exact(PANEL_STRIDE).take(nb).enumerate() {
+        let ys: [&BlockQ8K; N] = std::array::from_fn(|t| &a[t][b]);
+        let mut acc: [__m512i; N] = std::array::from_fn(|t| {
+            let sq: i32 = ys[t]
+                .bsums
+                .iter()
+                .map(|s| i32::from(i16::from_le_bytes(*s)))
+                .sum();
+            _mm512_set1_epi32(-sq)
+        });
+        // Weights at bits 2n + 1:2n of each byte: n = 0 and 2 masked in place (weight 1, into
+        // `acc`), n = 1 and 3 masked in place at weight 4 (into `acc4`), so each dword costs one
+        // shift (for n = 2, 3) instead of three.
+        let mut acc4 = [_mm512_setzero_si512(); N];
+        for (j, &pj) in p[..TILE_R].iter().enumerate() {
+            let base = 128 * (j / 8) + 4 * (j % 8);
+            let hi = _mm512_srli_epi32::<4>(pj);
+            let codes = [
+                (_mm512_and_si512(pj, m3), 0),
+                (_mm512_and_si512(pj, mc), 1),
+                (_mm512_and_si512(hi, m3), 2),
+                (_mm512_and_si512(hi, mc), 3),
+            ];
+            for (c, n) in codes {
+                let acc = if n % 2 == 0 { &mut acc } else { &mut acc4 };
+                for (acc, y) in acc.iter_mut().zip(&ys) {
+                    let k = base + 32 * n;
+                    let q = i32::from_le_bytes([
+                        y.qs[k] as u8,
+                        y.qs[k + 1] as u8,
+                        y.qs[k + 2] as u8,
+                        y.qs[k + 3] as u8,
+                    ]);
+                    *acc = _mm512_dpbusd_epi32(*acc, c, _mm512_set1_epi32(q));
+                }
+            }
+        }
+        for (a, &a4) in acc.iter_mut().zip(&acc4) {
+            // acc4 holds 4·Σ exactly.
+            *a = _mm512_add_epi32(*a, _mm512_srai_epi32::<2>(a4));
+        }
+        let dw = _mm512_castsi512_ps(p[TILE_R]);
+        for ((f, acc), y) in facc.iter_mut().zip(&acc).zip(&ys) {
+            let s = _mm512_mul_ps(_mm512_set1_ps(y.d()), dw);
+            *f = _mm512_add_ps(*f, _mm512_mul_ps(_mm512_cvtepi32_ps(*acc), s));
+        }
+    }
+    facc
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::activations::q8_k::Q8K;
+    use crate::formats::tq2_0::{dot_tq2_0_q8_k, Tq2_0};
+    use crate::formats::BlockFormat;
+    use bytemuck::Zeroable;
+
+    /// Row counts that pad the GEMM panel (not multiples of 16) and token counts on both sides
+    /// of a tile, bit for bit against the scalar reference.
+    #[test]
+    fn gemm_pads_rows_and_tokens_exactly() {
+        if !crate::cpu::Isa::Avx512Vnni.available() {
+            return;
+        }
+        let cols = 768;
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+        };
+        for rows in [8, 12, 20, 33] {
+            let wf: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+            let mut w = vec![BlockTq2_0::zeroed(); rows * cols / 256];
+            Tq2_0::quantize_blocks(&wf, &mut w);
+            for tokens in [2, 9, 17] {
+                let acts: Vec<Vec<BlockQ8K>> = (0..tokens)
+                    .map(|_| {
+                        let x: Vec<f32> = (0..cols).map(|_| next() * 3.0).collect();
+                        crate::activations::quantize_row::<Q8K>(&x).unwrap()
+                    })
+                    .collect();
+                let mut out = vec![f32::NAN; rows * tokens];
+                rows_tq2_0_q8_k_avx512(&w, rows, &acts, &mut out);
+                for r in 0..rows {
+                    for (t, a) in acts.iter().enumerate() {
+                        let want = dot_tq2_0_q8_k(&w[r * cols / 256..(r + 1) * cols / 256], a);
+                        assert_eq!(
+                            out[r * tokens + t].to_bits(),
+                            want.to_bits(),
+                            "{rows} {tokens} {r} {t}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
