@@ -98,6 +98,9 @@ unsafe fn rows_avx512(w: &[F16Bytes], acts: &[Vec<F16Bytes>], out: &mut [f32]) {
     }
 }
 
+/// How far ahead the AVX-512 kernel prefetches weights.
+const PREFETCH: usize = 4096;
+
 /// `out[t] = w · acts[t]` for exactly N tokens, four vectors of 16 per token per step.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 unsafe fn group_avx512<const N: usize>(w: &[F16Bytes], acts: &[Vec<F16Bytes>], out: &mut [f32]) {
@@ -113,6 +116,10 @@ unsafe fn group_avx512<const N: usize>(w: &[F16Bytes], acts: &[Vec<F16Bytes>], o
     let mut i = 0;
     // Loads read halves i..i + U·L (2 bytes each), all below n, within every slice.
     while i + U * L <= n {
+        // Two lines (128 bytes) per step; ask for them PREFETCH bytes early, as the TQ kernels do.
+        // A prefetch past the row's end is harmless: it cannot fault.
+        _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(2 * i + PREFETCH).cast());
+        _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add(2 * i + PREFETCH + 64).cast());
         for (u, acc) in acc.iter_mut().enumerate() {
             let j = 2 * (i + u * L);
             // SAFETY: bytes j..j + 32 lie within w (see the loop bound).
