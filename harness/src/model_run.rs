@@ -202,6 +202,8 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<RunRecord, RunError> {
     let context = prompt.len() + opts.generate;
     let mut model = load_from(&g, opts, context, prompt.len().min(512))?;
     drop(g);
+    // Warm-up: one untimed token touches every weight page and spins the pool up.
+    model.forward(&prompt[..1], Logits::Last)?;
     let (mut pp, mut tg, mut ttft) = (Vec::new(), Vec::new(), Vec::new());
     let mut generated = Vec::new();
     for _ in 0..opts.repetitions.max(1) {

@@ -645,31 +645,16 @@ impl Tokenizer {
     /// Score-ordered merging over the whole (escaped) text, then byte fallback.
     fn spm_text(&self, text: &str, out: &mut Vec<u32>) {
         let mut syms = char_symbols(text);
-        let mut heap = BinaryHeap::new();
-        let push =
-            |heap: &mut BinaryHeap<Pair>, syms: &[Symbol], l: Option<usize>, r: Option<usize>| {
-                let (Some(l), Some(r)) = (l, r) else { return };
-                let merged = &text[syms[l].start..syms[r].start + syms[r].len];
-                if let Some(&id) = self.ids.get(merged) {
-                    heap.push(Pair {
-                        // Highest score first: the heap is a max-heap on `key`.
-                        key: Key::Score(self.scores[id as usize]),
-                        left: l,
-                        right: r,
-                        len: merged.len(),
-                    });
-                }
-            };
-        for i in 1..syms.len() {
-            push(&mut heap, &syms, Some(i - 1), Some(i));
-        }
-        while let Some(p) = heap.pop() {
-            if !merge(&mut syms, &p) {
-                continue;
-            }
-            push(&mut heap, &syms, syms[p.left].prev, Some(p.left));
-            push(&mut heap, &syms, Some(p.left), syms[p.left].next);
-        }
+        merge_symbols(&mut syms, |syms, l, r| {
+            let merged = &text[syms[l].start..syms[r].start + syms[r].len];
+            self.ids.get(merged).map(|&id| Pair {
+                // Highest score first: the heap is a max-heap on `key`.
+                key: Key::Score(self.scores[id as usize]),
+                left: l,
+                right: r,
+                len: merged.len(),
+            })
+        });
         let mut at = (!syms.is_empty()).then_some(0);
         while let Some(i) = at {
             let s = &text[syms[i].start..syms[i].start + syms[i].len];
@@ -694,31 +679,17 @@ impl Tokenizer {
             }
         }
         let mut syms = char_symbols(word);
-        let mut heap = BinaryHeap::new();
-        let push =
-            |heap: &mut BinaryHeap<Pair>, syms: &[Symbol], l: Option<usize>, r: Option<usize>| {
-                let (Some(l), Some(r)) = (l, r) else { return };
-                let left = &word[syms[l].start..syms[l].start + syms[l].len];
-                let right = &word[syms[r].start..syms[r].start + syms[r].len];
-                if let Some(&rank) = self.merges.get(left).and_then(|m| m.get(right)) {
-                    heap.push(Pair {
-                        key: Key::Rank(rank),
-                        left: l,
-                        right: r,
-                        len: left.len() + right.len(),
-                    });
-                }
-            };
-        for i in 1..syms.len() {
-            push(&mut heap, &syms, Some(i - 1), Some(i));
-        }
-        while let Some(p) = heap.pop() {
-            if !merge(&mut syms, &p) {
-                continue;
-            }
-            push(&mut heap, &syms, syms[p.left].prev, Some(p.left));
-            push(&mut heap, &syms, Some(p.left), syms[p.left].next);
-        }
+        merge_symbols(&mut syms, |syms, l, r| {
+            let left = &word[syms[l].start..syms[l].start + syms[l].len];
+            let right = &word[syms[r].start..syms[r].start + syms[r].len];
+            let rank = *self.merges.get(left)?.get(right)?;
+            Some(Pair {
+                key: Key::Rank(rank),
+                left: l,
+                right: r,
+                len: left.len() + right.len(),
+            })
+        });
         let mut at = (!syms.is_empty()).then_some(0);
         while let Some(i) = at {
             let s = &word[syms[i].start..syms[i].start + syms[i].len];
@@ -868,6 +839,28 @@ fn char_symbols(text: &str) -> Vec<Symbol> {
 }
 
 /// Merge `p.right` into `p.left` if the pair is still current; whether it was.
+/// Apply the best proposed merge of neighbours until none is left; `propose` says whether two
+/// neighbouring symbols merge and with what priority (SPM: score, BPE: rank).
+fn merge_symbols(syms: &mut [Symbol], propose: impl Fn(&[Symbol], usize, usize) -> Option<Pair>) {
+    let mut heap = BinaryHeap::new();
+    let push =
+        |heap: &mut BinaryHeap<Pair>, syms: &[Symbol], l: Option<usize>, r: Option<usize>| {
+            if let (Some(l), Some(r)) = (l, r) {
+                heap.extend(propose(syms, l, r));
+            }
+        };
+    for i in 1..syms.len() {
+        push(&mut heap, syms, Some(i - 1), Some(i));
+    }
+    while let Some(p) = heap.pop() {
+        if !merge(syms, &p) {
+            continue;
+        }
+        push(&mut heap, syms, syms[p.left].prev, Some(p.left));
+        push(&mut heap, syms, Some(p.left), syms[p.left].next);
+    }
+}
+
 fn merge(syms: &mut [Symbol], p: &Pair) -> bool {
     let (l, r) = (syms[p.left], syms[p.right]);
     // Symbols only grow, so an unchanged total length means an unchanged pair.
