@@ -332,6 +332,9 @@ fn model_records(
         r.ci95_lo = Some(s.ci95[0]);
         r.ci95_hi = Some(s.ci95[1]);
         r.tps = Some(s.median);
+        // Decode streams every weight once per token: from DRAM unless the model fits the LLC.
+        let streamed = last.bytes_per_token as usize > bandwidth::llc_bytes();
+        r.resident = Some(if streamed { "dram" } else { "cache" }.to_string());
         if test.starts_with("tg") && dram > 0.0 {
             let gbps = last.bytes_per_token as f64 * s.median / 1e9;
             r.gbps = Some(gbps);
