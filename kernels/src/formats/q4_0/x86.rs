@@ -10,14 +10,10 @@ use std::arch::x86_64::*;
 
 use super::BlockQ4_0;
 use crate::activations::q8_0::BlockQ8_0;
-use crate::activations::F16Bytes;
-
-/// Tokens that share one unpacked weight block.
-const GROUP: usize = 4;
-/// Blocks whose scale products are widened together.
-const SCALES: usize = 8;
-/// Blocks whose scale products are computed before their dot products (a multiple of SCALES).
-const RUN: usize = 64;
+// The Q8_0 activation side's helpers: scale products, loads, prefetch, tiling constants.
+use crate::formats::q8_0::x86::{
+    load_16, load_32, prefetch, scales8, scales8_any, store_f32x8, GROUP, RUN, SCALES,
+};
 
 pub(super) fn dot_q4_0_q8_0_avx2(w: &[BlockQ4_0], acts: &[Vec<BlockQ8_0>], out: &mut [f32]) {
     // SAFETY: listed under Isa::Avx2, and matmul::check_isa only hands it out after Isa::Avx2.available() confirmed the features.
@@ -37,102 +33,6 @@ pub(super) fn dot_q4_0_q8_0_avx512(w: &[BlockQ4_0], acts: &[Vec<BlockQ8_0>], out
     }
     // SAFETY: listed under Isa::Avx512Vnni, and matmul::check_isa only hands it out after Isa::Avx512Vnni.available() confirmed the features.
     unsafe { rows_avx512(w, acts, out) }
-}
-
-/// How far ahead of the block being read the weights are prefetched: DRAM-resident rows stream
-/// markedly faster with explicit prefetches than with the hardware's alone (measured on I2_S).
-const PREFETCH: usize = 4096;
-
-/// Prefetch the weight bytes `PREFETCH` past `block` (rows are laid out back to back, so this is
-/// a later row). A prefetch is only a hint: it never faults and reads nothing into the program,
-/// so an address past the tensor's end is harmless.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn prefetch<B>(block: &B) {
-    _mm_prefetch::<_MM_HINT_T0>(
-        std::ptr::from_ref(block)
-            .cast::<i8>()
-            .wrapping_add(PREFETCH),
-    );
-}
-
-/// 16 bytes as a vector.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn load_16(b: &[u8; 16]) -> __m128i {
-    // SAFETY: the reference covers 16 readable bytes; loadu needs no alignment.
-    unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
-}
-
-/// 32 bytes as a vector.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn load_32(b: &[i8; 32]) -> __m256i {
-    // SAFETY: the reference covers 32 readable bytes; loadu needs no alignment.
-    unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
-}
-
-#[inline]
-#[target_feature(enable = "avx2")]
-fn store_f32x8(dst: &mut [f32], v: __m256) {
-    if dst.len() >= 8 {
-        // SAFETY: dst has at least 8 writable floats; storeu needs no alignment.
-        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
-    }
-}
-
-/// Eight f16 scales of consecutive blocks (fewer at a row's end; the rest are zero), as f32.
-#[inline]
-#[target_feature(enable = "avx2,f16c")]
-fn scales_f32<B>(blocks: &[B], d: impl Fn(&B) -> F16Bytes) -> __m256 {
-    let h = |i: usize| blocks.get(i).map_or(0, |b| i16::from_le_bytes(d(b).0));
-    _mm256_cvtph_ps(_mm_setr_epi16(
-        h(0),
-        h(1),
-        h(2),
-        h(3),
-        h(4),
-        h(5),
-        h(6),
-        h(7),
-    ))
-}
-
-/// The f16 scales at bytes `stride·i` (i < 8) of `bytes`, as f32: the 16-byte load at
-/// `(stride − 2)·i` holds scale i in word i, so seven word blends assemble them (cheaper on
-/// port 5 than eight `vpinsrw`).
-#[inline]
-#[target_feature(enable = "avx2,f16c")]
-fn blend_scales(bytes: &[u8], stride: usize) -> Option<__m256> {
-    let step = stride - 2;
-    let l = |i: usize| -> Option<__m128i> {
-        let b: &[u8; 16] = bytes.get(step * i..step * i + 16)?.try_into().ok()?;
-        Some(load_16(b))
-    };
-    let x = _mm_blend_epi16::<0b0000_0010>(l(0)?, l(1)?);
-    let x = _mm_blend_epi16::<0b0000_0100>(x, l(2)?);
-    let x = _mm_blend_epi16::<0b0000_1000>(x, l(3)?);
-    let x = _mm_blend_epi16::<0b0001_0000>(x, l(4)?);
-    let x = _mm_blend_epi16::<0b0010_0000>(x, l(5)?);
-    let x = _mm_blend_epi16::<0b0100_0000>(x, l(6)?);
-    let x = _mm_blend_epi16::<0b1000_0000>(x, l(7)?);
-    Some(_mm256_cvtph_ps(x))
-}
-
-/// The scale products of eight whole blocks with AVX2 word blends.
-#[inline]
-#[target_feature(enable = "avx2,f16c")]
-fn scales8(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> Option<__m256> {
-    let dw = blend_scales(bytemuck::cast_slice(w.get(..SCALES)?), 18)?;
-    let da = blend_scales(bytemuck::cast_slice(a.get(..SCALES)?), 34)?;
-    Some(_mm256_mul_ps(dw, da))
-}
-
-/// The scale products of up to eight blocks (a row's last few), one scale at a time.
-#[inline]
-#[target_feature(enable = "avx2,f16c")]
-fn scales8_any(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> __m256 {
-    _mm256_mul_ps(scales_f32(w, |b| b.d), scales_f32(a, |b| b.d))
 }
 
 /// One variant: `$features` enabled, `$codes` the unpacking, `$unscale` its lane weights, and
@@ -180,7 +80,7 @@ macro_rules! q4_0_variant {
                 for (g, wg) in wr.chunks(SCALES).enumerate() {
                     for t in 0..N {
                         let ag = ar[t].get(g * SCALES..).unwrap_or_default();
-                        let s = scales8(wg, ag).unwrap_or_else(|| scales8_any(wg, ag));
+                        let s = scales8(wg, ag).unwrap_or_else(|| scales8_any(wg, ag, |b| b.d));
                         if let Some(dst) = scales[t].get_mut(g * SCALES..(g + 1) * SCALES) {
                             store_f32x8(dst, s);
                         }
@@ -339,7 +239,8 @@ unsafe fn gemv_avx512(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     while g + SCALES <= nb {
         let wg = w.get(g..g + SCALES).unwrap_or_default();
         let ag = a.get(g..g + SCALES).unwrap_or_default();
-        let s = _mm512_castps256_ps512(scales8(wg, ag).unwrap_or_else(|| scales8_any(wg, ag)));
+        let s =
+            _mm512_castps256_ps512(scales8(wg, ag).unwrap_or_else(|| scales8_any(wg, ag, |b| b.d)));
         for (p, ix) in idx.iter().enumerate() {
             if let Some(b) = wg.get(2 * p) {
                 prefetch(b);
@@ -354,7 +255,7 @@ unsafe fn gemv_avx512(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     // The last few blocks one at a time, 256 bits wide.
     let mut tail = _mm256_setzero_ps();
     for (x, y) in w.iter().zip(a).take(nb).skip(g) {
-        let s = scales8_any(std::slice::from_ref(x), std::slice::from_ref(y));
+        let s = scales8_any(std::slice::from_ref(x), std::slice::from_ref(y), |b| b.d);
         let c = codes_mask(_mm256_broadcastsi128_si256(load_16(&x.qs)));
         let d = _mm256_cvtepi32_ps(dot_avx512vnni(c, load_32(&y.qs)));
         tail = _mm256_fmadd_ps(d, _mm256_permutevar8x32_ps(s, _mm256_setzero_si256()), tail);

@@ -3,7 +3,7 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub(crate) mod x86;
 
 use super::{BlockFormat, FormatInfo, Origin, RowDot};
 use crate::activations::q8_0::{self, BlockQ8_0, QK8_0};

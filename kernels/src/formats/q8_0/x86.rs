@@ -9,11 +9,11 @@ use crate::activations::q8_0::BlockQ8_0;
 use crate::activations::F16Bytes;
 
 /// Tokens that share one unpacked weight block.
-const GROUP: usize = 4;
+pub(crate) const GROUP: usize = 4;
 /// Blocks whose scale products are widened together.
-const SCALES: usize = 8;
+pub(crate) const SCALES: usize = 8;
 /// Blocks whose scale products are computed before their dot products (a multiple of SCALES).
-const RUN: usize = 64;
+pub(crate) const RUN: usize = 64;
 
 pub(super) fn dot_q8_0_q8_0_avx2(w: &[BlockQ8_0], acts: &[Vec<BlockQ8_0>], out: &mut [f32]) {
     // SAFETY: listed under Isa::Avx2, and matmul::check_isa only hands it out after Isa::Avx2.available() confirmed the features.
@@ -44,7 +44,7 @@ const PREFETCH: usize = 4096;
 /// so an address past the tensor's end is harmless.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn prefetch<B>(block: &B) {
+pub(crate) fn prefetch<B>(block: &B) {
     _mm_prefetch::<_MM_HINT_T0>(
         std::ptr::from_ref(block)
             .cast::<i8>()
@@ -55,7 +55,7 @@ fn prefetch<B>(block: &B) {
 /// 16 bytes as a vector.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn load_16(b: &[u8; 16]) -> __m128i {
+pub(crate) fn load_16(b: &[u8; 16]) -> __m128i {
     // SAFETY: the reference covers 16 readable bytes; loadu needs no alignment.
     unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
 }
@@ -63,14 +63,14 @@ fn load_16(b: &[u8; 16]) -> __m128i {
 /// 32 bytes as a vector.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn load_32(b: &[i8; 32]) -> __m256i {
+pub(crate) fn load_32(b: &[i8; 32]) -> __m256i {
     // SAFETY: the reference covers 32 readable bytes; loadu needs no alignment.
     unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
 }
 
 #[inline]
 #[target_feature(enable = "avx2")]
-fn store_f32x8(dst: &mut [f32], v: __m256) {
+pub(crate) fn store_f32x8(dst: &mut [f32], v: __m256) {
     if dst.len() >= 8 {
         // SAFETY: dst has at least 8 writable floats; storeu needs no alignment.
         unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
@@ -80,7 +80,7 @@ fn store_f32x8(dst: &mut [f32], v: __m256) {
 /// Eight f16 scales of consecutive blocks (fewer at a row's end; the rest are zero), as f32.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-fn scales_f32<B>(blocks: &[B], d: impl Fn(&B) -> F16Bytes) -> __m256 {
+pub(crate) fn scales_f32<B>(blocks: &[B], d: impl Fn(&B) -> F16Bytes) -> __m256 {
     let h = |i: usize| blocks.get(i).map_or(0, |b| i16::from_le_bytes(d(b).0));
     _mm256_cvtph_ps(_mm_setr_epi16(
         h(0),
@@ -99,7 +99,7 @@ fn scales_f32<B>(blocks: &[B], d: impl Fn(&B) -> F16Bytes) -> __m256 {
 /// port 5 than eight `vpinsrw`).
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-fn blend_scales(bytes: &[u8], stride: usize) -> Option<__m256> {
+pub(crate) fn blend_scales(bytes: &[u8], stride: usize) -> Option<__m256> {
     let step = stride - 2;
     let l = |i: usize| -> Option<__m128i> {
         let b: &[u8; 16] = bytes.get(step * i..step * i + 16)?.try_into().ok()?;
@@ -115,20 +115,24 @@ fn blend_scales(bytes: &[u8], stride: usize) -> Option<__m256> {
     Some(_mm256_cvtph_ps(x))
 }
 
-/// The scale products of eight whole blocks with AVX2 word blends.
+/// The scale products of eight whole blocks with AVX2 word blends. Q8_0 and Q4_0 blocks both
+/// begin with their f16 scale, so a block's size is the stride between scales.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-fn scales8(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> Option<__m256> {
-    let dw = blend_scales(bytemuck::cast_slice(w.get(..SCALES)?), 34)?;
-    let da = blend_scales(bytemuck::cast_slice(a.get(..SCALES)?), 34)?;
+pub(crate) fn scales8<B: bytemuck::Pod>(w: &[B], a: &[BlockQ8_0]) -> Option<__m256> {
+    let dw = blend_scales(bytemuck::cast_slice(w.get(..SCALES)?), size_of::<B>())?;
+    let da = blend_scales(
+        bytemuck::cast_slice(a.get(..SCALES)?),
+        size_of::<BlockQ8_0>(),
+    )?;
     Some(_mm256_mul_ps(dw, da))
 }
 
 /// The scale products of up to eight blocks (a row's last few), one scale at a time.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-fn scales8_any(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> __m256 {
-    _mm256_mul_ps(scales_f32(w, |b| b.d), scales_f32(a, |b| b.d))
+pub(crate) fn scales8_any<B>(w: &[B], a: &[BlockQ8_0], d: impl Fn(&B) -> F16Bytes) -> __m256 {
+    _mm256_mul_ps(scales_f32(w, d), scales_f32(a, |b| b.d))
 }
 
 /// One variant: `$features` enabled, `$dot(w, q)` the int32 lanes of Σw·q for one block.
@@ -175,7 +179,7 @@ macro_rules! q8_0_variant {
                 for (g, wg) in wr.chunks(SCALES).enumerate() {
                     for t in 0..N {
                         let ag = ar[t].get(g * SCALES..).unwrap_or_default();
-                        let s = scales8(wg, ag).unwrap_or_else(|| scales8_any(wg, ag));
+                        let s = scales8(wg, ag).unwrap_or_else(|| scales8_any(wg, ag, |b| b.d));
                         if let Some(dst) = scales[t].get_mut(g * SCALES..(g + 1) * SCALES) {
                             store_f32x8(dst, s);
                         }
@@ -278,7 +282,8 @@ unsafe fn gemv_avx512(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     while g + SCALES <= nb {
         let wg = w.get(g..g + SCALES).unwrap_or_default();
         let ag = a.get(g..g + SCALES).unwrap_or_default();
-        let s = _mm512_castps256_ps512(scales8(wg, ag).unwrap_or_else(|| scales8_any(wg, ag)));
+        let s =
+            _mm512_castps256_ps512(scales8(wg, ag).unwrap_or_else(|| scales8_any(wg, ag, |b| b.d)));
         for (p, ix) in idx.iter().enumerate() {
             for b in wg.iter().skip(2 * p).take(2) {
                 prefetch(b);
@@ -296,7 +301,7 @@ unsafe fn gemv_avx512(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     // The last few blocks one at a time, 256 bits wide.
     let mut tail = _mm256_setzero_ps();
     for (x, y) in w.iter().zip(a).take(nb).skip(g) {
-        let s = scales8_any(std::slice::from_ref(x), std::slice::from_ref(y));
+        let s = scales8_any(std::slice::from_ref(x), std::slice::from_ref(y), |b| b.d);
         let d = _mm256_cvtepi32_ps(dot_avx512vnni(load_32(&x.qs), load_32(&y.qs)));
         tail = _mm256_fmadd_ps(d, _mm256_permutevar8x32_ps(s, _mm256_setzero_si256()), tail);
     }
