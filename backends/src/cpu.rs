@@ -171,14 +171,11 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
-/// RMSNorm of one row as ggml computes it: the sum of squares in f64, the scale in f32.
-fn rms_norm_row(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+/// RMSNorm's factor for one row as ggml computes it: the sum of squares in f64, the scale in f32.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
     let sum: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
     let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
-    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
-        *o = (v * scale) * g;
-    }
+    1.0 / (mean + eps).sqrt()
 }
 
 /// NEOX rotation of one head: pairs (i, i + dims/2), angle pos·base^(−2i/dims), the angle
@@ -386,28 +383,32 @@ impl Backend for CpuBackend {
         tokens: usize,
         out: Buffer,
     ) -> Result<(), BackendError> {
-        let w = self.buffer("rms_norm", weight)?.clone();
-        let n = w.len();
-        if x == out {
-            let mut o = self.take("rms_norm", out)?;
-            let r = need("rms_norm", "input", o.len(), tokens * n);
-            if r.is_ok() && n > 0 {
-                for row in o[..tokens * n].chunks_exact_mut(n) {
-                    let src = row.to_vec();
-                    rms_norm_row(&src, &w, eps, row);
-                }
-            }
-            self.put(out, o);
-            return r;
-        }
+        distinct("rms_norm", weight, out)?;
         let mut o = self.take("rms_norm", out)?;
         let result = (|| {
-            let xs = self.buffer("rms_norm", x)?;
-            need("rms_norm", "input", xs.len(), tokens * n)?;
+            let w = self.buffer("rms_norm", weight)?;
+            let n = w.len();
             need("rms_norm", "output", o.len(), tokens * n)?;
-            if n > 0 {
-                for (src, dst) in xs[..tokens * n].chunks_exact(n).zip(o.chunks_exact_mut(n)) {
-                    rms_norm_row(src, &w, eps, dst);
+            if n == 0 {
+                return Ok(());
+            }
+            let rows = o[..tokens * n].chunks_exact_mut(n);
+            if x == out {
+                // In place: `o` is the input, so scale each row where it lies.
+                for row in rows {
+                    let s = rms_scale(row, eps);
+                    for (v, &g) in row.iter_mut().zip(w) {
+                        *v = (*v * s) * g;
+                    }
+                }
+            } else {
+                let xs = self.buffer("rms_norm", x)?;
+                need("rms_norm", "input", xs.len(), tokens * n)?;
+                for (src, dst) in xs.chunks_exact(n).zip(rows) {
+                    let s = rms_scale(src, eps);
+                    for ((d, &v), &g) in dst.iter_mut().zip(src).zip(w) {
+                        *d = (v * s) * g;
+                    }
                 }
             }
             Ok(())
