@@ -94,6 +94,8 @@ pub struct RunRecord {
     pub bytes_per_token: u64,
     /// DRAM read bandwidth measured in this run at the same thread count (None if skipped).
     pub dram_gbps: Option<f64>,
+    /// How the probe read it (`avx512+prefetch4096`), its repetitions and buffer size.
+    pub dram_probe: Option<String>,
     /// bytes_per_token · tg_tps / dram bandwidth: the fraction of the roofline that decode reached.
     pub bandwidth_fraction: Option<f64>,
     /// Load-time checks of each kernel variant against the scalar reference.
@@ -244,10 +246,20 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<RunRecord, RunError> {
     let (pp_tps, pp_tps_ci95) = summary(&pp);
     let (tg_tps, tg_tps_ci95) = summary(&tg);
     let kernel = model.linear_variant()?;
-    let dram_gbps = opts
+    let probe = opts
         .bandwidth
-        .then(|| bandwidth::measure(Resident::Dram, threads, 5).gbps)
-        .filter(|g| *g > 0.0);
+        .then(|| bandwidth::measure(Resident::Dram, threads, 5))
+        .filter(|b| b.gbps > 0.0);
+    let dram_gbps = probe.as_ref().map(|b| b.gbps);
+    let dram_probe = probe.as_ref().map(|b| {
+        format!(
+            "{} loads, {} threads, {} MiB buffer, median of {} repetitions",
+            b.reader,
+            b.threads,
+            b.buffer_bytes >> 20,
+            b.repetitions
+        )
+    });
     Ok(RunRecord {
         model: path.file_name().map_or_else(
             || path.display().to_string(),
@@ -274,6 +286,7 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<RunRecord, RunError> {
         kv_cache_bytes,
         bytes_per_token,
         dram_gbps,
+        dram_probe,
         bandwidth_fraction: dram_gbps.map(|g| bytes_per_token as f64 * tg_tps / (g * 1e9)),
         checks: model.checks.clone(),
         generated,
@@ -289,12 +302,20 @@ impl RunRecord {
             self.model, self.arch, self.kernel, self.threads, self.backend, self.device
         );
         s += &format!(
-            "prefill  {:>4} tokens: {:>9.2} tokens/s  (95% CI {:.2}..{:.2})\n",
-            self.prompt_tokens, self.pp_tps, self.pp_tps_ci95[0], self.pp_tps_ci95[1]
+            "prefill  {:>4} tokens: {:>9.2} tokens/s  (median of {}, 95% CI {:.2}..{:.2})\n",
+            self.prompt_tokens,
+            self.pp_tps,
+            self.repetitions,
+            self.pp_tps_ci95[0],
+            self.pp_tps_ci95[1]
         );
         s += &format!(
-            "decode   {:>4} tokens: {:>9.2} tokens/s  (95% CI {:.2}..{:.2})\n",
-            self.gen_tokens, self.tg_tps, self.tg_tps_ci95[0], self.tg_tps_ci95[1]
+            "decode   {:>4} tokens: {:>9.2} tokens/s  (median of {}, 95% CI {:.2}..{:.2})\n",
+            self.gen_tokens,
+            self.tg_tps,
+            self.repetitions,
+            self.tg_tps_ci95[0],
+            self.tg_tps_ci95[1]
         );
         s += &format!("time to first token: {:.1} ms\n", self.ttft_ms);
         s += &format!(
@@ -304,7 +325,8 @@ impl RunRecord {
         match (self.dram_gbps, self.bandwidth_fraction) {
             (Some(g), Some(f)) => {
                 s += &format!(
-                    "DRAM read bandwidth {g:.1} GB/s; decode at {:.0}% of that roofline\n",
+                    "DRAM read bandwidth {g:.1} GB/s ({}); decode at {:.0}% of that roofline\n",
+                    self.dram_probe.as_deref().unwrap_or("probe"),
                     f * 100.0
                 )
             }
