@@ -17,5 +17,5 @@ mod writer;
 
 pub use error::ReportError;
 pub use report::{render, ChartFile, ReportFiles};
-pub use schema::{field_names, Record, RecordKind, Unit, SCHEMA_VERSION};
+pub use schema::{field_names, Record, RecordKind, Unit, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use writer::{read_records, read_records_recovering, Recovered, ResultWriter};

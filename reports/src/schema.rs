@@ -7,7 +7,11 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The version written into every record; bump it when a field changes meaning or is removed.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Schema versions this build reads: 1 lacks the energy provenance fields and `instructions`
+/// (they read as empty).
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// What was measured: a single kernel call or a whole model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -131,9 +135,34 @@ pub struct Record {
     /// `gbps / bandwidth_gbps`.
     #[serde(default)]
     pub bandwidth_fraction: Option<f64>,
-    /// Joules per token.
+    /// Hardware instructions retired per call (kernels) or per token (models), where perf
+    /// counters were readable: a low-noise companion to time.
+    #[serde(default)]
+    pub instructions: Option<f64>,
+    /// Joules per token (net of idle when `idle_subtracted`), median over repetitions.
     #[serde(default)]
     pub energy_j_per_token: Option<f64>,
+    /// Lower end of the 95% interval of `energy_j_per_token`.
+    #[serde(default)]
+    pub energy_j_per_token_ci95_lo: Option<f64>,
+    /// Upper end of the 95% interval of `energy_j_per_token`.
+    #[serde(default)]
+    pub energy_j_per_token_ci95_hi: Option<f64>,
+    /// Energy of all timed windows, joules, as the probe read it.
+    #[serde(default)]
+    pub energy_gross_j: Option<f64>,
+    /// `energy_gross_j` minus idle power times the timed duration.
+    #[serde(default)]
+    pub energy_net_j: Option<f64>,
+    /// Idle power measured in the same run, watts.
+    #[serde(default)]
+    pub idle_power_w: Option<f64>,
+    /// The probe's domains summed into the energy (`package-0`, `dram`).
+    #[serde(default)]
+    pub energy_domains: Vec<String>,
+    /// Worst fraction of a timed window that the probe's readings covered.
+    #[serde(default)]
+    pub energy_coverage: Option<f64>,
     /// Average power over the timed window, watts.
     #[serde(default)]
     pub avg_power_w: Option<f64>,
@@ -198,7 +227,15 @@ impl Record {
             gbps: None,
             bandwidth_gbps: None,
             bandwidth_fraction: None,
+            instructions: None,
             energy_j_per_token: None,
+            energy_j_per_token_ci95_lo: None,
+            energy_j_per_token_ci95_hi: None,
+            energy_gross_j: None,
+            energy_net_j: None,
+            idle_power_w: None,
+            energy_domains: Vec::new(),
+            energy_coverage: None,
             avg_power_w: None,
             energy_probe: None,
             energy_measured: None,
@@ -265,7 +302,15 @@ pub(crate) const FIELDS: &[(&str, FieldType)] = &[
     ("gbps", FieldType::Float),
     ("bandwidth_gbps", FieldType::Float),
     ("bandwidth_fraction", FieldType::Float),
+    ("instructions", FieldType::Float),
     ("energy_j_per_token", FieldType::Float),
+    ("energy_j_per_token_ci95_lo", FieldType::Float),
+    ("energy_j_per_token_ci95_hi", FieldType::Float),
+    ("energy_gross_j", FieldType::Float),
+    ("energy_net_j", FieldType::Float),
+    ("idle_power_w", FieldType::Float),
+    ("energy_domains", FieldType::StrList),
+    ("energy_coverage", FieldType::Float),
     ("avg_power_w", FieldType::Float),
     ("energy_probe", FieldType::OptStr),
     ("energy_measured", FieldType::Bool),
