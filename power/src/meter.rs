@@ -140,27 +140,35 @@ impl Meter {
 
     /// Marks now; a live probe is read at the mark so window edges need no long interpolation.
     pub fn mark(&self) -> Mark {
-        if let Inner::Live { shared, .. } = &self.inner {
-            read_into(shared, self.origin);
-        }
-        Mark {
-            t: Seconds(self.origin.elapsed().as_secs_f64()),
-        }
+        let t = match &self.inner {
+            // The mark takes its reading's own time, so the window edge is a reading.
+            Inner::Live { shared, .. } => read_into(shared, self.origin),
+            Inner::Log { .. } => Seconds(self.origin.elapsed().as_secs_f64()),
+        };
+        Mark { t }
     }
 
-    /// The energy between two marks. A log source is read on the first call and kept.
+    /// The energy between two marks. A log source is read anew on each call, since an external
+    /// meter may still be appending to it; use [`Meter::energies`] for many windows.
     pub fn energy(&self, from: Mark, to: Mark) -> Result<WindowEnergy, ProbeError> {
+        Ok(self.energies(&[(from, to)])?.remove(0))
+    }
+
+    /// The energy of each window, reading a log source once for all of them.
+    pub fn energies(&self, windows: &[(Mark, Mark)]) -> Result<Vec<WindowEnergy>, ProbeError> {
+        let cut = |trace: &Trace| {
+            windows
+                .iter()
+                .map(|(a, b)| trace.energy(a.t, b.t))
+                .collect()
+        };
         match &self.inner {
-            Inner::Live { shared, .. } => Ok(lock(&shared.trace).energy(from.t, to.t)),
+            Inner::Live { shared, .. } => Ok(cut(&lock(&shared.trace))),
             Inner::Log { log, trace } => {
-                let mut cached = lock(trace);
-                if cached.is_none() {
-                    *cached = Some(lock(log).trace(self.origin_unix)?);
-                }
-                Ok(cached.as_ref().map_or_else(
-                    || Trace::new(Vec::new()).energy(from.t, to.t),
-                    |t| t.energy(from.t, to.t),
-                ))
+                let fresh = lock(log).trace(self.origin_unix)?;
+                let out = cut(&fresh);
+                *lock(trace) = Some(fresh);
+                Ok(out)
             }
         }
     }
@@ -217,8 +225,10 @@ pub struct Idle {
     pub to: Mark,
 }
 
-fn read_into(shared: &Live, origin: Instant) {
-    let reading = lock(&shared.probe).read();
+fn read_into(shared: &Live, origin: Instant) -> Seconds {
+    // The probe stays locked until the reading is pushed, so readings arrive in time order.
+    let mut probe = lock(&shared.probe);
+    let reading = probe.read();
     let t = Seconds(origin.elapsed().as_secs_f64());
     let mut trace = lock(&shared.trace);
     match reading {
@@ -234,6 +244,9 @@ fn read_into(shared: &Live, origin: Instant) {
             }
         }
     }
+    drop(trace);
+    drop(probe);
+    t
 }
 
 fn sample_loop(shared: &Live, origin: Instant, period: Duration) {
@@ -245,7 +258,7 @@ fn sample_loop(shared: &Live, origin: Instant, period: Duration) {
             std::thread::sleep((next - now).min(Duration::from_millis(20)));
             continue;
         }
-        read_into(shared, origin);
+        let _ = read_into(shared, origin);
         next += period;
         if next < Instant::now() {
             next = Instant::now() + period;
