@@ -3,8 +3,10 @@
 //! Owns the upstream golden vectors (`golden/`), the evidence that our formats are upstream's,
 //! and (as the harness grows) model shape presets, vendor claims and hardware specs.
 
+pub mod claims;
 pub mod golden;
 pub mod golden_tl;
+pub mod hardware;
 pub mod presets;
 
 /// Failure to read an embedded data set: a bug in the data, named by file and field.
