@@ -9,6 +9,7 @@
 //! apart from ratios of medians (speedups) and their bootstrap intervals; the harness measures,
 //! `power` supplies energy.
 
+pub mod compare;
 mod error;
 mod report;
 mod schema;
@@ -16,6 +17,8 @@ mod stats;
 mod writer;
 
 pub use error::ReportError;
-pub use report::{render, ChartFile, ReportFiles};
+pub use report::{
+    merge, render, render_machines, ChartFile, ClaimRow, Machine, Merged, ReportFiles,
+};
 pub use schema::{field_names, Record, RecordKind, Unit, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use writer::{read_records, read_records_recovering, Recovered, ResultWriter};

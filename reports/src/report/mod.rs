@@ -5,7 +5,10 @@
 
 mod charts;
 mod doc;
+mod machines;
 mod raster;
+
+pub use machines::{merge, render_machines, ClaimRow, Machine, Merged};
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
