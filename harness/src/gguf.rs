@@ -244,6 +244,10 @@ impl TensorType {
             usize::try_from(d).ok().and_then(|d| acc.checked_mul(d))
         });
         let n = n.ok_or("element count overflows")?;
+        // Far beyond any real tensor, and small enough that no size formula below overflows.
+        if n > 1 << 48 {
+            return Err(format!("{n} elements is more than any tensor can hold"));
+        }
         match self.block() {
             Some((block, bytes)) => {
                 if ne0 % block != 0 {
@@ -251,7 +255,9 @@ impl TensorType {
                         "ne0 = {ne0} is not a multiple of the block size {block}"
                     ));
                 }
-                Ok(n / block * bytes)
+                (n / block)
+                    .checked_mul(bytes)
+                    .ok_or_else(|| "byte count overflows".to_owned())
             }
             None => {
                 let rows = n.checked_div(ne0).unwrap_or(0);

@@ -196,3 +196,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn absurd_dimensions_are_errors_not_overflows() {
+    // Found by the mutation fuzzer: a huge element count overflowed the byte count.
+    for ty in [
+        TensorType::Q6K,
+        TensorType::Tq2_0,
+        TensorType::Tl2,
+        TensorType::I2S,
+    ] {
+        let err = ty.tensor_bytes(&[1 << 40, 1 << 20]).unwrap_err();
+        assert!(err.contains("more than any tensor"), "{ty}: {err}");
+        let err = ty.tensor_bytes(&[u64::MAX, 3]).unwrap_err();
+        assert!(
+            err.contains("overflow") || err.contains("too large"),
+            "{ty}: {err}"
+        );
+    }
+    assert_eq!(TensorType::Tq2_0.tensor_bytes(&[256, 4]).unwrap(), 4 * 66);
+}
