@@ -595,6 +595,9 @@ pub fn quantize_to<W: Write>(
                     last_scale = tail_scale(src.data(t));
                 }
                 w.write_data(src.data(t)).map_err(|e| fail(e.into()))?;
+                // Each input tensor is read once: drop its pages so a big model's input
+                // never sits resident beside its output.
+                src.release(t);
             }
             Step::Convert(i, to) => {
                 let t = &src.tensors[i];
@@ -603,6 +606,7 @@ pub fn quantize_to<W: Write>(
                 if let Some(s) = convert_tensor(&source, rows, cols, to, &mut w).map_err(fail)? {
                     last_scale = s;
                 }
+                src.release(t);
             }
             Step::Scale => {
                 w.write_data(&last_scale.to_le_bytes())
