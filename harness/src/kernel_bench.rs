@@ -3,8 +3,21 @@
 //!
 //! Every case first checks its kernel's output against the scalar reference (two tokens, all
 //! rows), so no speed is ever reported for wrong results.
+//!
+//! Instruction counts: where perf hardware counters are readable, single-thread cases also
+//! record user-space instructions retired per call, counted on the one pool thread that runs the
+//! calls (a counter opened on that thread, no inheritance), in a separate untimed pass so the
+//! counter's system calls never sit inside a timed region. Multi-thread cases leave it empty:
+//! counting them would need an inherited, process-wide counter that also counts the pool's idle
+//! spinning, which is noise and defeats the point of a low-noise metric. Counters that cannot be
+//! opened (no PMU in many VMs, `kernel.perf_event_paranoid` above 2) leave it empty; the reason is
+//! printed once and the run goes on.
+//!
+//! [`PLANTED_SLOWDOWN_ENV`] is a test hook for validating a regression gate: it makes every timed
+//! call busy-wait for a given fraction of its own duration, and stamps a warning on every record.
 
 use std::hint::black_box;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use kernels::matmul::prepare;
@@ -13,6 +26,13 @@ use serde::Serialize;
 
 use crate::bandwidth::{self, Bandwidth, Resident};
 use crate::stats::{SplitMix64, Summary};
+
+/// Test hook: `TERNBENCH_PLANTED_SLOWDOWN=0.2` adds 20% busy-wait to every timed call, so a gate
+/// can be shown to catch a known slowdown. Never set it for real measurements.
+pub const PLANTED_SLOWDOWN_ENV: &str = "TERNBENCH_PLANTED_SLOWDOWN";
+
+/// Untimed calls whose instructions are counted per case; the count barely varies between calls.
+const COUNTED_CALLS: usize = 5;
 
 /// BitNet b1.58 2B4T's matrices as rows x cols (M x K): q/o, k/v, gate/up, down.
 pub const SHAPES_2B4T: [(usize, usize); 4] =
@@ -36,6 +56,8 @@ pub struct Options {
     /// Minimum timed repetitions per case (more are taken until `min_seconds` have passed).
     pub repetitions: usize,
     pub min_seconds: f64,
+    /// Also write every record to `results.jsonl` / `results.csv` (and `system.json`) here.
+    pub out: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -49,6 +71,7 @@ impl Default for Options {
             kernel: None,
             repetitions: 20,
             min_seconds: 0.3,
+            out: None,
         }
     }
 }
@@ -94,6 +117,10 @@ pub struct KernelRecord {
     pub check: Check,
     /// Every timed sample, in the order taken.
     pub samples_ns: Vec<f64>,
+    /// User-space instructions retired per call (single-thread cases, where counters are readable).
+    pub instructions: Option<f64>,
+    /// Anything a reader of the figures must know (a planted slowdown).
+    pub warnings: Vec<String>,
 }
 
 /// Errors that stop a benchmark run.
@@ -110,6 +137,124 @@ pub enum BenchError {
     },
     #[error("could not build a {0}-thread pool: {1}")]
     Pool(usize, String),
+    #[error("{PLANTED_SLOWDOWN_ENV}={0:?}: expected a fraction such as 0.2 (between 0 and 10)")]
+    PlantedSlowdown(String),
+    #[error(transparent)]
+    Results(#[from] reports::ReportError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The planted slowdown fraction from [`PLANTED_SLOWDOWN_ENV`]; unset, empty or 0 is none.
+pub fn planted_slowdown() -> Result<Option<f64>, BenchError> {
+    let Ok(raw) = std::env::var(PLANTED_SLOWDOWN_ENV) else {
+        return Ok(None);
+    };
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    match raw.trim().parse::<f64>() {
+        Ok(0.0) => Ok(None),
+        Ok(f) if f > 0.0 && f <= 10.0 => Ok(Some(f)),
+        _ => Err(BenchError::PlantedSlowdown(raw)),
+    }
+}
+
+fn planted_warning(fraction: f64) -> String {
+    format!(
+        "{PLANTED_SLOWDOWN_ENV}={fraction}: test hook active, every timed call busy-waited an extra {:.0}% of its time; these are not real measurements",
+        fraction * 100.0
+    )
+}
+
+/// The record's test name: `gemv` for one token, `gemmN` for N.
+pub fn test_name(tokens: usize) -> String {
+    if tokens == 1 {
+        "gemv".to_string()
+    } else {
+        format!("gemm{tokens}")
+    }
+}
+
+/// Fills `r` (whose run-wide fields the caller stamped) with a kernel case: the one conversion
+/// of a [`KernelRecord`] into a result record.
+pub fn fill_record(k: &KernelRecord, r: &mut reports::Record) {
+    let test = test_name(k.tokens);
+    r.kind = reports::RecordKind::Kernel;
+    r.unit = reports::Unit::Nanoseconds;
+    r.test.clone_from(&test);
+    r.format.clone_from(&k.format);
+    r.threads = k.threads as u32;
+    r.kernel = Some(k.kernel.clone());
+    r.bits_per_weight = Some(k.bits_per_weight);
+    r.m = Some(k.m as u64);
+    r.k = Some(k.k as u64);
+    r.tokens = Some(k.tokens as u64);
+    r.resident = Some(k.resident.name().to_string());
+    r.samples = k.samples_ns.clone();
+    r.median = k.median_ns;
+    r.mean = k.mean_ns;
+    r.stddev = k.stddev_ns;
+    r.ci95_lo = Some(k.ci95_ns[0]);
+    r.ci95_hi = Some(k.ci95_ns[1]);
+    r.gops = Some(k.gops);
+    r.gbps = Some(k.gbps);
+    r.size = Some(k.weight_bytes as u64);
+    r.bandwidth_gbps = Some(k.bandwidth_gbps);
+    r.bandwidth_fraction = Some(k.bandwidth_fraction);
+    r.instructions = k.instructions;
+    r.check = Some(format!(
+        "scalar reference on {} rows x {} tokens: max rel err {:.1e} (tolerance {:.0e})",
+        k.check.rows_checked, k.check.tokens_checked, k.check.max_rel_err, k.check.tolerance
+    ));
+    if let Some(s) = Summary::of(&k.samples_ns) {
+        if s.cv() > 0.10 {
+            r.warnings
+                .push(format!("{test}: high variance (cv {:.0}%)", s.cv() * 100.0));
+        }
+        if s.n < 3 {
+            r.warnings.push(format!("{test}: only {} repetitions", s.n));
+        }
+    }
+    r.warnings.extend(k.warnings.iter().cloned());
+}
+
+/// Where `--out` records go, stamped with this run's identity and the machine's warnings.
+struct Sink {
+    writer: reports::ResultWriter,
+    base: reports::Record,
+}
+
+impl Sink {
+    fn create(dir: &std::path::Path) -> Result<Sink, BenchError> {
+        let system = crate::sysinfo::SystemInfo::detect();
+        let writer = reports::ResultWriter::create(dir)?;
+        let path = dir.join("system.json");
+        let json = serde_json::to_string_pretty(&system).unwrap_or_default();
+        std::fs::write(&path, json).map_err(|source| BenchError::Io { path, source })?;
+        let mut base = reports::Record::new(reports::RecordKind::Kernel, "", "");
+        base.run_id = format!("{}-{}", crate::suite::timestamp(), std::process::id());
+        base.suite = "kernels".to_string();
+        base.device = Some(system.cpu.clone());
+        base.git_commit = Some(format!(
+            "{}{}",
+            system.git_commit,
+            if system.git_dirty { "-dirty" } else { "" }
+        ));
+        base.warnings = system.warnings();
+        Ok(Sink { writer, base })
+    }
+
+    fn append(&mut self, k: &KernelRecord) -> Result<(), BenchError> {
+        let mut r = self.base.clone();
+        r.timestamp = crate::suite::timestamp();
+        fill_record(k, &mut r);
+        Ok(self.writer.append(&r)?)
+    }
 }
 
 /// Deterministic weights for a format: ternary {−s, 0, +s} for ternary formats, else uniform.
@@ -132,6 +277,12 @@ pub fn run(
 ) -> Result<(Vec<Bandwidth>, Vec<KernelRecord>), BenchError> {
     let mut bandwidths = Vec::new();
     let mut records = Vec::new();
+    let planted = planted_slowdown()?;
+    if let Some(f) = planted {
+        eprintln!("warning: {}", planted_warning(f));
+    }
+    let mut sink = opts.out.as_deref().map(Sink::create).transpose()?;
+    let mut counters_reported = false;
     for &threads in &opts.threads {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -177,11 +328,28 @@ pub fn run(
                         }
                         cases.push(kernels);
                     }
-                    let all_samples = pool.install(|| time_interleaved(&cases, tokens, opts));
-                    for (((f, _, packed, kernel), check), (samples, kernels)) in prepared
-                        .iter()
-                        .zip(&checks)
-                        .zip(all_samples.into_iter().zip(&cases))
+                    let all_samples =
+                        pool.install(|| time_interleaved(&cases, tokens, opts, planted));
+                    let instructions = if threads == 1 {
+                        match pool.install(|| count_instructions(&cases, tokens)) {
+                            Ok(counts) => counts,
+                            Err(why) => {
+                                if !counters_reported {
+                                    eprintln!("note: no instruction counts: {why}");
+                                    counters_reported = true;
+                                }
+                                vec![None; cases.len()]
+                            }
+                        }
+                    } else {
+                        vec![None; cases.len()]
+                    };
+                    for ((((f, _, packed, kernel), check), (samples, kernels)), instructions) in
+                        prepared
+                            .iter()
+                            .zip(&checks)
+                            .zip(all_samples.into_iter().zip(&cases))
+                            .zip(instructions)
                     {
                         let Some(s) = Summary::of(&samples) else {
                             continue;
@@ -209,7 +377,12 @@ pub fn run(
                             copies: kernels.len(),
                             check: check.clone(),
                             samples_ns: samples,
+                            instructions,
+                            warnings: planted.map(planted_warning).into_iter().collect(),
                         };
+                        if let Some(sink) = &mut sink {
+                            sink.append(&record)?;
+                        }
                         on_record(&record);
                         records.push(record);
                     }
@@ -242,10 +415,12 @@ pub fn validate_kernel_spec(spec: &str, formats: &[String]) -> Result<(), String
 /// Timed products of several cases, one sample of each in turn (A B C A B C ...), each case
 /// cycling through its copies, until every case has `repetitions` samples and the cases together
 /// have run `min_seconds` each (at most 10 000 samples a case). A case that fails gets none.
+/// With a `planted` fraction, each timed call then busy-waits that fraction of its own time.
 fn time_interleaved(
     cases: &[Vec<Box<dyn MatMul>>],
     tokens: usize,
     opts: &Options,
+    planted: Option<f64>,
 ) -> Vec<Vec<f64>> {
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut alive: Vec<bool> = vec![true; cases.len()];
@@ -281,6 +456,12 @@ fn time_interleaved(
             let kern = &kernels[round % kernels.len()];
             let t = Instant::now();
             let ok = kern.matmul(x, tokens, y).is_ok();
+            if let Some(fraction) = planted {
+                let until = t.elapsed().mul_f64(1.0 + fraction);
+                while t.elapsed() < until {
+                    std::hint::spin_loop();
+                }
+            }
             let ns = t.elapsed().as_nanos() as f64;
             black_box(&*y);
             if ok {
@@ -293,6 +474,58 @@ fn time_interleaved(
         round += 1;
     }
     samples
+}
+
+/// Instructions per call of every case, counted on the calling thread over [`COUNTED_CALLS`]
+/// untimed calls (cycling copies); `Err` says why counters are unavailable. A case whose
+/// counter was multiplexed off the PMU the whole time, or whose call failed, gets `None`.
+fn count_instructions(
+    cases: &[Vec<Box<dyn MatMul>>],
+    tokens: usize,
+) -> Result<Vec<Option<f64>>, String> {
+    use perf_event::events::Hardware;
+    let mut counter = perf_event::Builder::new(Hardware::INSTRUCTIONS)
+        .build()
+        .map_err(|e| {
+            let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+                .map_or_else(|_| "unknown".to_string(), |s| s.trim().to_string());
+            format!(
+                "perf hardware counter unavailable ({e}; kernel.perf_event_paranoid = {paranoid}; \
+                 VMs often expose no PMU); the instructions field stays empty"
+            )
+        })?;
+    let mut out = Vec::with_capacity(cases.len());
+    for kernels in cases {
+        let (m, k) = kernels.first().map_or((0, 0), |f| (f.rows(), f.cols()));
+        let x = vec![0.5f32; tokens * k];
+        let mut y = vec![0.0f32; tokens * m];
+        let mut ok = !kernels.is_empty();
+        counter
+            .reset()
+            .map_err(|e| format!("perf counter reset: {e}"))?;
+        counter
+            .enable()
+            .map_err(|e| format!("perf counter enable: {e}"))?;
+        for i in 0..COUNTED_CALLS {
+            if let Some(kern) = kernels.get(i % kernels.len().max(1)) {
+                ok &= kern.matmul(&x, tokens, &mut y).is_ok();
+            }
+        }
+        counter
+            .disable()
+            .map_err(|e| format!("perf counter disable: {e}"))?;
+        black_box(&y);
+        let read = counter
+            .read_count_and_time()
+            .map_err(|e| format!("perf counter read: {e}"))?;
+        // Scale for multiplexing: the counter may have run for part of the enabled time only.
+        out.push((ok && read.time_running > 0).then(|| {
+            read.count as f64 * read.time_enabled as f64
+                / read.time_running as f64
+                / COUNTED_CALLS as f64
+        }));
+    }
+    Ok(out)
 }
 
 /// Compare the kernel with the scalar reference for the first and last token, every row.

@@ -4,9 +4,12 @@
 //! probe and the statistics of repeated timings. Depends on every lower crate; none depends on it.
 
 pub mod bandwidth;
+pub mod claims;
 pub mod convert;
+pub mod energy;
 pub mod formats;
 pub mod gguf;
+pub mod interleave;
 pub mod kernel_bench;
 pub mod model;
 pub mod model_run;

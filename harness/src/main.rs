@@ -33,6 +33,61 @@ enum Where {
     Both,
 }
 
+/// Energy measurement options shared by `run`, `model run` and `power measure`.
+#[derive(clap::Args, Clone)]
+struct EnergyArgs {
+    /// Energy probe: auto, none, rapl, rapl-perf, rapl-powercap, hwmon, android[:SERIAL],
+    /// ptd://HOST:PORT, csv:FILE[@START_UNIX], estimate:TDP_WATTS (an estimate, labelled so).
+    #[arg(long, default_value = "auto")]
+    probe: String,
+    /// Root directory that sysfs and procfs are read under (fixture trees, chroots).
+    #[arg(long, default_value = "/")]
+    sysfs_root: PathBuf,
+    /// Seconds of idle power measured before the timed windows (0: skip; no net energy then).
+    #[arg(long, default_value_t = 2.0)]
+    idle: f64,
+    /// Poll period of live probes, milliseconds.
+    #[arg(long, default_value_t = 100)]
+    power_period_ms: u64,
+}
+
+impl EnergyArgs {
+    fn options(&self) -> Result<harness::energy::EnergyOptions> {
+        if !(self.idle >= 0.0 && self.idle.is_finite()) {
+            bail!("--idle must be a number of seconds >= 0");
+        }
+        Ok(harness::energy::EnergyOptions {
+            probe: self.probe.parse()?,
+            sysfs_root: self.sysfs_root.clone(),
+            idle: std::time::Duration::from_secs_f64(self.idle),
+            period: std::time::Duration::from_millis(self.power_period_ms.max(1)),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum PowerCommand {
+    /// List the energy probes available here and, for each that is not, why.
+    Probes {
+        /// Root directory that sysfs is read under.
+        #[arg(long, default_value = "/")]
+        sysfs_root: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command and measure its energy: ternbench power measure [OPTIONS] -- CMD ARGS...
+    Measure {
+        #[command(flatten)]
+        energy: EnergyArgs,
+        /// Print one JSON object (the command's stdout goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum SuiteArg {
     Quick,
@@ -77,7 +132,13 @@ enum Command {
         /// Print a JSON array of records instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also write results.jsonl/results.csv (and system.json) to this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
+    /// Compare two result sets (or two binaries run interleaved) case by case; exit 1 on a
+    /// regression beyond the threshold, 2 on an error.
+    Compare(harness::interleave::CompareArgs),
     /// Convert a GGUF model's linear weights to another format, streaming tensor by tensor.
     Quantize {
         /// The GGUF model to read.
@@ -115,10 +176,18 @@ enum Command {
         /// Print the records as a JSON array on stdout (no progress bars).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        energy: EnergyArgs,
     },
-    /// Render report.md and report.html from results files (.jsonl or .csv).
+    /// Energy probes: list them, or measure a command.
+    Power {
+        #[command(subcommand)]
+        command: PowerCommand,
+    },
+    /// Render report.md and report.html from results of one machine, or a cross-hardware
+    /// comparison when the results come from several machines (each with its system.json).
     Report {
-        /// Results files.
+        /// Results files (.jsonl or .csv) or result directories.
         #[arg(required = true)]
         results: Vec<PathBuf>,
         /// Output directory.
@@ -127,6 +196,23 @@ enum Command {
         /// A system.json to describe the machine (default: next to the first results file).
         #[arg(long)]
         system: Option<PathBuf>,
+    },
+    /// Vendor claims (datasets/claims): confirmed, refuted or untestable here, with evidence.
+    Claims {
+        /// Results files (.jsonl or .csv) or result directories; none: measure here.
+        results: Vec<PathBuf>,
+        /// Measure nothing: only the verdicts that data and the given results decide.
+        #[arg(long)]
+        no_measure: bool,
+        /// Threads for the measurements; default: all logical CPUs.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Where synthesized models are kept (default: $TERNBENCH_CACHE or ~/.cache/ternbench).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Print a JSON array of {id, verdict, claimed, measured, evidence, needs, values, ...}.
+        #[arg(long)]
+        json: bool,
     },
     /// Describe this machine as results record it: CPU, instruction sets, caches, memory, OS.
     Sysinfo {
@@ -200,6 +286,8 @@ enum ModelCommand {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        energy: EnergyArgs,
     },
     /// Print the logits of every position for a list of token ids.
     Logits {
@@ -319,6 +407,7 @@ fn main() -> Result<()> {
                 print!("{}", harness::formats::table());
             }
         }
+        Command::Compare(args) => std::process::exit(harness::interleave::main(&args)),
         Command::Kernels {
             format,
             shape,
@@ -329,6 +418,7 @@ fn main() -> Result<()> {
             repetitions,
             min_time,
             json,
+            out,
         } => {
             let mut opts = Options::default();
             if !format.is_empty() {
@@ -357,6 +447,7 @@ fn main() -> Result<()> {
                     .map_err(anyhow::Error::msg)?;
             }
             opts.kernel = kernel;
+            opts.out = out;
             opts.repetitions = repetitions.max(1);
             opts.min_seconds = min_time.max(0.0);
             if !json {
@@ -393,6 +484,7 @@ fn main() -> Result<()> {
             kernel,
             cache_dir: cache,
             json,
+            energy,
         } => {
             let opts = SuiteOptions {
                 suite: match suite {
@@ -406,6 +498,7 @@ fn main() -> Result<()> {
                 threads,
                 kernel,
                 progress: !json && std::io::stderr().is_terminal(),
+                energy: energy.options()?,
             };
             if let Some(spec) = &opts.kernel {
                 let all: Vec<String> = kernels::FORMATS
@@ -433,44 +526,138 @@ fn main() -> Result<()> {
                 for w in outcome.system.warnings() {
                     println!("warning: {w}");
                 }
+                println!("{}", outcome.energy);
             }
             eprintln!("results: {}", outcome.out.join("results.jsonl").display());
             if let Some(r) = &outcome.report {
                 eprintln!("report: {} and {}", r.markdown.display(), r.html.display());
             }
         }
+        Command::Power { command } => match command {
+            PowerCommand::Probes { sysfs_root, json } => {
+                let (text, value) = harness::energy::probes_table(&sysfs_root);
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&value)?);
+                } else {
+                    print!("{text}");
+                }
+            }
+            PowerCommand::Measure {
+                energy,
+                json,
+                command,
+            } => {
+                let stdout = if json {
+                    std::process::Stdio::from(std::io::stderr())
+                } else {
+                    std::process::Stdio::inherit()
+                };
+                let m = harness::energy::measure_command(&energy.options()?, &command, stdout)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&m)?);
+                } else {
+                    let r = &m.measurement;
+                    println!(
+                        "{} by {} ({}): {:.3} J over {:.3} s, {:.3} W average",
+                        if r.measured {
+                            "measured"
+                        } else {
+                            "ESTIMATED (not measured)"
+                        },
+                        r.probe,
+                        r.source,
+                        r.energy_j,
+                        r.duration_s,
+                        r.avg_power_w
+                    );
+                    match (r.idle_power_w, r.net_energy_j) {
+                        (Some(idle), Some(net)) => {
+                            println!("idle {idle:.3} W measured before the command; net {net:.3} J")
+                        }
+                        _ => println!("idle not measured (--idle 0): gross energy only"),
+                    }
+                    println!(
+                        "coverage {:.0}%, largest gap {:.3} s, {} readings, poll {:.0} ms",
+                        r.coverage * 100.0,
+                        r.largest_gap_s,
+                        r.samples,
+                        r.poll_period_s * 1e3
+                    );
+                    for a in &r.anomalies {
+                        println!("anomaly at {:.3} s: {:?}", a.t.0, a.kind);
+                    }
+                    for n in &r.notes {
+                        println!("note: {n}");
+                    }
+                }
+                if m.exit_code != Some(0) {
+                    bail!("the measured command failed (exit code {:?}); the figures above cover it anyway", m.exit_code);
+                }
+            }
+        },
         Command::Report {
             results,
             out,
             system,
         } => {
-            let mut records = Vec::new();
-            for path in &results {
-                let rec = reports::read_records_recovering(path)?;
-                if let Some(w) = rec.warning {
-                    eprintln!("warning: {w}");
-                }
-                records.extend(rec.records);
+            let merged = reports::merge(&results)?;
+            for n in &merged.notes {
+                eprintln!("note: {n}");
             }
-            let system_path = system.or_else(|| {
-                results
-                    .first()
-                    .and_then(|p| p.parent())
-                    .map(|d| d.join("system.json"))
-                    .filter(|p| p.exists())
-            });
-            let system_json: Option<serde_json::Value> = match &system_path {
-                Some(p) => Some(
-                    serde_json::from_str(
-                        &std::fs::read_to_string(p)
-                            .with_context(|| format!("reading {}", p.display()))?,
-                    )
-                    .with_context(|| format!("parsing {}", p.display()))?,
-                ),
-                None => None,
+            let files = if merged.machines.len() > 1 {
+                let mut claims = Vec::new();
+                for m in &merged.machines {
+                    for v in harness::claims::verdicts_for_records(&m.records, &m.name)? {
+                        claims.push(reports::ClaimRow {
+                            machine: m.name.clone(),
+                            id: v.id,
+                            verdict: v.verdict.name().to_owned(),
+                            claimed: v.claimed,
+                            measured: v.measured,
+                            evidence: v.needs.map_or(v.evidence.clone(), |n| {
+                                format!("{} Needs: {n}", v.evidence)
+                            }),
+                        });
+                    }
+                }
+                reports::render_machines(&merged.machines, &claims, &merged.notes, &out)?
+            } else {
+                let machine = merged.machines.into_iter().next();
+                let system_json: Option<serde_json::Value> = match &system {
+                    Some(p) => Some(
+                        serde_json::from_str(
+                            &std::fs::read_to_string(p)
+                                .with_context(|| format!("reading {}", p.display()))?,
+                        )
+                        .with_context(|| format!("parsing {}", p.display()))?,
+                    ),
+                    None => machine.as_ref().and_then(|m| m.system.clone()),
+                };
+                let records = machine.map(|m| m.records).unwrap_or_default();
+                reports::render(&records, system_json.as_ref(), &out)?
             };
-            let files = reports::render(&records, system_json.as_ref(), &out)?;
             println!("{}\n{}", files.markdown.display(), files.html.display());
+        }
+        Command::Claims {
+            results,
+            no_measure,
+            threads,
+            cache_dir: cache,
+            json,
+        } => {
+            let verdicts = harness::claims::run(&harness::claims::Options {
+                results,
+                measure: !no_measure,
+                threads,
+                cache_dir: cache_dir(cache),
+                progress: !json,
+                layer_sample_max_bytes: 2_000_000_000,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&verdicts)?);
+            } else {
+                print!("{}", harness::claims::table(&verdicts));
+            }
         }
         Command::Sysinfo { json } => {
             let info = SystemInfo::detect();
@@ -540,9 +727,11 @@ fn main() -> Result<()> {
                     top_p,
                     sample_seed,
                     json,
+                    energy,
                 },
         } => {
             let path = model_path(source)?;
+            let energy_opts = energy.options()?;
             let opts = RunOptions {
                 prompt: prompt_tokens,
                 generate: gen_tokens,
@@ -558,6 +747,9 @@ fn main() -> Result<()> {
                     top_p,
                     seed: sample_seed,
                 },
+                energy: Some(std::sync::Arc::new(harness::energy::Session::start(
+                    &energy_opts,
+                )?)),
                 ..RunOptions::default()
             };
             let record = model_run::run(&path, &opts)?;

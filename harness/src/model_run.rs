@@ -5,12 +5,14 @@
 //! the scalar reference when it loaded, so no speed is reported for broken output.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use backends::{CpuBackend, CpuConfig, KvType};
 use serde::Serialize;
 
 use crate::bandwidth::{self, Resident};
+use crate::energy::{EnergyReport, Phase, Session, Window};
 use crate::gguf::Gguf;
 use crate::model::{LoadOptions, Logits, Model, ModelError, WeightCheck};
 use crate::sampling::{Sampler, SamplerConfig, SamplingError};
@@ -39,6 +41,8 @@ pub struct RunOptions {
     pub sampler: SamplerConfig,
     /// Measure DRAM bandwidth for the roofline (skip in tests to save time).
     pub bandwidth: bool,
+    /// The energy probe marking each timed window; `None`: energy not measured.
+    pub energy: Option<Arc<Session>>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +58,7 @@ impl Default for RunOptions {
             prompt_text: None,
             sampler: SamplerConfig::greedy(),
             bandwidth: true,
+            energy: None,
         }
     }
 }
@@ -104,6 +109,11 @@ pub struct RunRecord {
     pub generated: Vec<u32>,
     /// The prompt and generated text, when the model has a tokenizer and a prompt was given.
     pub text: Option<String>,
+    /// Energy of the timed windows, or why it was not measured.
+    pub energy: EnergyReport,
+    /// The timed windows on the meter's clock, for callers that pool runs.
+    #[serde(skip)]
+    pub windows: Vec<Window>,
 }
 
 /// Greedy choice: the first of the largest logits.
@@ -208,17 +218,35 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<RunRecord, RunError> {
     model.forward(&prompt[..1], Logits::Last)?;
     let (mut pp, mut tg, mut ttft) = (Vec::new(), Vec::new(), Vec::new());
     let mut generated = Vec::new();
+    let session = opts
+        .energy
+        .clone()
+        .unwrap_or_else(|| Arc::new(Session::not_measured("no probe given to this run")));
+    let mut windows = Vec::new();
+    let mut window = |phase, from: Option<power::Mark>, tokens: usize| {
+        if let (Some(from), Some(to)) = (from, session.mark()) {
+            windows.push(Window {
+                phase,
+                from,
+                to,
+                tokens: tokens as u64,
+            });
+        }
+    };
     for _ in 0..opts.repetitions.max(1) {
         // Each repetition samples the same sequence: same seed, same logits.
         let mut sampler = Sampler::new(opts.sampler)?;
         model.reset();
         generated.clear();
+        let mark = session.mark();
         let start = Instant::now();
         let logits = model.forward(&prompt, Logits::Last)?;
         let prefill = start.elapsed().as_secs_f64();
+        window(Phase::Prefill, mark, prompt.len());
         let mut next = sampler.sample(&logits)?;
         ttft.push(start.elapsed().as_secs_f64() * 1e3);
         pp.push(prompt.len() as f64 / prefill);
+        let mark = session.mark();
         let start = Instant::now();
         for _ in 0..opts.generate {
             generated.push(next);
@@ -227,6 +255,7 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<RunRecord, RunError> {
         }
         if opts.generate > 0 {
             tg.push(opts.generate as f64 / start.elapsed().as_secs_f64());
+            window(Phase::Decode, mark, opts.generate);
         }
     }
     // Timing runs a fixed number of tokens, as llama-bench does; the text stops at end-of-generation.
@@ -291,6 +320,8 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<RunRecord, RunError> {
         checks: model.checks.clone(),
         generated,
         text,
+        energy: session.report(&windows),
+        windows,
     })
 }
 
@@ -340,6 +371,7 @@ impl RunRecord {
             self.kv_type,
             self.kv_cache_bytes as f64 / 1e6
         );
+        s += &self.energy.table();
         if let Some(t) = &self.text {
             s += &format!("text: {t}\n");
         }

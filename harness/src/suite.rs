@@ -3,6 +3,7 @@
 //! once (a crash or Ctrl-C loses nothing finished), and renders the report.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,6 +11,7 @@ use reports::{Record, RecordKind, ResultWriter};
 
 use crate::bandwidth::{self, Resident};
 use crate::convert::{synth, SynthOptions};
+use crate::energy::{EnergyOptions, EnergyReport, Session, Window};
 use crate::kernel_bench::{self, KernelRecord};
 use crate::model_run::{self, RunOptions};
 use crate::stats::Summary;
@@ -48,6 +50,8 @@ pub struct SuiteOptions {
     pub kernel: Option<String>,
     /// Draw progress bars (off when stderr is not a terminal or for `--json`).
     pub progress: bool,
+    /// The energy probe for the model tests.
+    pub energy: EnergyOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,8 @@ pub enum SuiteError {
     Bench(#[from] kernel_bench::BenchError),
     #[error(transparent)]
     Run(#[from] model_run::RunError),
+    #[error("energy probe: {0}")]
+    Probe(#[from] power::ProbeError),
     #[error(transparent)]
     Convert(#[from] crate::convert::ConvertError),
     #[error(transparent)]
@@ -216,37 +222,8 @@ fn variance_warnings(s: &Summary, what: &str) -> Vec<String> {
 }
 
 fn kernel_record(stamp: &Stamp, k: &KernelRecord) -> Record {
-    let test = if k.tokens == 1 {
-        "gemv".to_string()
-    } else {
-        format!("gemm{}", k.tokens)
-    };
-    let mut r = stamp.record(RecordKind::Kernel, &test, &k.format);
-    r.threads = k.threads as u32;
-    r.kernel = Some(k.kernel.clone());
-    r.bits_per_weight = Some(k.bits_per_weight);
-    r.m = Some(k.m as u64);
-    r.k = Some(k.k as u64);
-    r.tokens = Some(k.tokens as u64);
-    r.resident = Some(k.resident.name().to_string());
-    r.samples = k.samples_ns.clone();
-    r.median = k.median_ns;
-    r.mean = k.mean_ns;
-    r.stddev = k.stddev_ns;
-    r.ci95_lo = Some(k.ci95_ns[0]);
-    r.ci95_hi = Some(k.ci95_ns[1]);
-    r.gops = Some(k.gops);
-    r.gbps = Some(k.gbps);
-    r.size = Some(k.weight_bytes as u64);
-    r.bandwidth_gbps = Some(k.bandwidth_gbps);
-    r.bandwidth_fraction = Some(k.bandwidth_fraction);
-    r.check = Some(format!(
-        "scalar reference on {} rows x {} tokens: max rel err {:.1e} (tolerance {:.0e})",
-        k.check.rows_checked, k.check.tokens_checked, k.check.max_rel_err, k.check.tolerance
-    ));
-    if let Some(s) = Summary::of(&k.samples_ns) {
-        r.warnings.extend(variance_warnings(&s, &test));
-    }
+    let mut r = stamp.record(RecordKind::Kernel, "", &k.format);
+    kernel_bench::fill_record(k, &mut r);
     r
 }
 
@@ -285,6 +262,7 @@ struct ModelCase {
     params: Option<u64>,
     pp: Vec<f64>,
     tg: Vec<f64>,
+    windows: Vec<Window>,
     last: Option<model_run::RunRecord>,
 }
 
@@ -294,6 +272,7 @@ fn model_records(
     prompt: usize,
     generate: usize,
     dram: f64,
+    energy: &EnergyReport,
 ) -> Vec<Record> {
     let Some(last) = &c.last else {
         return Vec::new();
@@ -351,9 +330,40 @@ fn model_records(
             checks.join(", ")
         ));
         r.warnings.extend(variance_warnings(&s, &test));
+        let phase = if test.starts_with("pp") {
+            &energy.prefill
+        } else {
+            &energy.decode
+        };
+        fill_energy(&mut r, energy, phase.as_ref());
         out.push(r);
     }
     out
+}
+
+/// Copies a phase's energy into a record's energy fields.
+fn fill_energy(r: &mut Record, e: &EnergyReport, phase: Option<&crate::energy::PhaseEnergy>) {
+    let (Some(probe), Some(p)) = (&e.probe, phase) else {
+        return;
+    };
+    r.energy_probe = Some(probe.clone());
+    r.energy_measured = e.measured;
+    r.energy_domains = e.domains.clone();
+    r.idle_power_w = e.idle_power_w;
+    r.idle_subtracted = Some(e.idle_subtracted);
+    r.energy_gross_j = Some(p.gross_j);
+    r.energy_net_j = p.net_j;
+    r.avg_power_w = Some(p.avg_power_w);
+    r.energy_coverage = Some(p.coverage);
+    r.energy_j_per_token = p.j_per_token;
+    r.energy_j_per_token_ci95_lo = p.j_per_token_ci95.map(|c| c[0]);
+    r.energy_j_per_token_ci95_hi = p.j_per_token_ci95.map(|c| c[1]);
+    if e.measured == Some(false) {
+        r.warnings
+            .push("energy is an ESTIMATE (utilisation x TDP), not a measurement".into());
+    }
+    r.warnings
+        .extend(e.notes.iter().map(|n| format!("energy: {n}")));
 }
 
 /// Everything `ternbench run` produced.
@@ -362,6 +372,8 @@ pub struct Outcome {
     pub records: Vec<Record>,
     pub report: Option<reports::ReportFiles>,
     pub system: SystemInfo,
+    /// What measured energy, or why nothing did.
+    pub energy: String,
 }
 
 fn bar(progress: bool, len: u64) -> ProgressBar {
@@ -409,6 +421,11 @@ pub fn run(opts: &SuiteOptions) -> Result<Outcome, SuiteError> {
         ),
         warnings: system.warnings(),
     };
+    let energy = Arc::new(Session::start(&opts.energy)?);
+    let mut stamp = stamp;
+    if energy.meter().is_none() {
+        stamp.warnings.push(energy.describe());
+    }
     let mut records = Vec::new();
 
     // Kernel suite: one progress tick per record.
@@ -450,6 +467,7 @@ pub fn run(opts: &SuiteOptions) -> Result<Outcome, SuiteError> {
                     params: None,
                     pp: Vec::new(),
                     tg: Vec::new(),
+                    windows: Vec::new(),
                     last: None,
                 }),
                 None => {
@@ -470,6 +488,7 @@ pub fn run(opts: &SuiteOptions) -> Result<Outcome, SuiteError> {
                             params: Some(p.params()),
                             pp: Vec::new(),
                             tg: Vec::new(),
+                            windows: Vec::new(),
                             last: None,
                         });
                     }
@@ -488,9 +507,11 @@ pub fn run(opts: &SuiteOptions) -> Result<Outcome, SuiteError> {
                             threads,
                             kernel: opts.kernel.clone(),
                             bandwidth: false,
+                            energy: Some(Arc::clone(&energy)),
                             ..RunOptions::default()
                         },
                     )?;
+                    c.windows.extend_from_slice(&rec.windows);
                     c.pp.push(rec.pp_tps);
                     c.tg.push(rec.tg_tps);
                     if c.format.is_empty() {
@@ -502,7 +523,8 @@ pub fn run(opts: &SuiteOptions) -> Result<Outcome, SuiteError> {
             }
             pb.finish_and_clear();
             for c in &cases {
-                for r in model_records(&stamp, c, plan.prompt, plan.generate, dram) {
+                let report = energy.report(&c.windows);
+                for r in model_records(&stamp, c, plan.prompt, plan.generate, dram, &report) {
                     writer.append(&r)?;
                     records.push(r);
                 }
@@ -518,6 +540,7 @@ pub fn run(opts: &SuiteOptions) -> Result<Outcome, SuiteError> {
         records,
         report,
         system,
+        energy: energy.describe(),
     })
 }
 

@@ -48,6 +48,8 @@ pub fn backends(cpu: &str) -> Vec<BackendStatus> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SystemInfo {
+    /// The machine's host name, which tells machines with the same CPU apart in reports.
+    pub hostname: Option<String>,
     pub cpu: String,
     pub arch: String,
     /// Instruction sets the kernels can use here (`avx2`, `avx512vnni`, ...), best last.
@@ -140,6 +142,7 @@ impl SystemInfo {
             .filter(|b| !b.is_empty())
             .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         SystemInfo {
+            hostname: read("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()),
             arch: std::env::consts::ARCH.to_string(),
             isa: kernels::cpu::Isa::ALL
                 .iter()
