@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::bandwidth::{self, Resident};
 use crate::convert::{self, SynthOptions};
 use crate::model_run::{self, RunOptions};
-use crate::stats::{SplitMix64, Summary};
+use crate::stats::Summary;
 
 /// A claim's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,8 +134,6 @@ pub enum ClaimsError {
     },
     #[error("unknown preset '{0}'")]
     Preset(String),
-    #[error("{}: no results.jsonl or results.csv in this directory", .0.display())]
-    NoResults(PathBuf),
 }
 
 /// What `ternbench claims` does.
@@ -250,37 +248,10 @@ fn preset_of(c: &Claim) -> Result<Option<Preset>, ClaimsError> {
     }
 }
 
-/// Median of finite values.
-fn median(v: &[f64]) -> Option<f64> {
-    let s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    Summary::of(&s).map(|s| s.median)
-}
 
-/// Percentile-bootstrap 95% interval of median(a) / median(b), the two sample sets resampled
-/// independently; None with fewer than two samples on a side.
+/// Percentile-bootstrap 95% interval of median(a) / median(b) (the report's own interval).
 pub fn ratio_ci95(a: &[f64], b: &[f64]) -> Option<[f64; 2]> {
-    const RESAMPLES: usize = 2000;
-    if a.len() < 2 || b.len() < 2 {
-        return None;
-    }
-    let mut rng = SplitMix64(0xc1a1_5eed);
-    let mut ratios = Vec::with_capacity(RESAMPLES);
-    let (mut ra, mut rb) = (vec![0.0; a.len()], vec![0.0; b.len()]);
-    for _ in 0..RESAMPLES {
-        ra.iter_mut().for_each(|x| *x = a[rng.below(a.len())]);
-        rb.iter_mut().for_each(|x| *x = b[rng.below(b.len())]);
-        if let (Some(ma), Some(mb)) = (median(&ra), median(&rb)) {
-            if mb > 0.0 {
-                ratios.push(ma / mb);
-            }
-        }
-    }
-    if ratios.len() < RESAMPLES / 2 {
-        return None;
-    }
-    ratios.sort_by(f64::total_cmp);
-    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
-    Some([at(0.025), at(0.975)])
+    reports::ratio_ci95(a, b).map(|(lo, hi)| [lo, hi])
 }
 
 /// The CPU architecture a record ran on: from its kernel variant's instruction set, else from
@@ -963,22 +934,10 @@ pub fn evaluate_all(ev: &Evidence) -> Result<Vec<Verdict>, ClaimsError> {
         .collect()
 }
 
-/// A results path: a `.jsonl`/`.csv` file, or a directory holding `results.jsonl` (or `.csv`).
-fn results_file(path: &Path) -> Result<PathBuf, ClaimsError> {
-    if !path.is_dir() {
-        return Ok(path.to_path_buf());
-    }
-    ["results.jsonl", "results.csv"]
-        .iter()
-        .map(|n| path.join(n))
-        .find(|p| p.exists())
-        .ok_or_else(|| ClaimsError::NoResults(path.to_path_buf()))
-}
-
 /// Records of the given results files, and the DRAM bandwidth they recorded (the largest).
 pub fn read_results(paths: &[PathBuf], ev: &mut Evidence) -> Result<(), ClaimsError> {
     for p in paths {
-        let file = results_file(p)?;
+        let file = reports::results_file(p)?;
         let records = reports::read_records(&file)?;
         ev.record_sources
             .push(format!("{} ({} records)", file.display(), records.len()));

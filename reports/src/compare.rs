@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -52,9 +52,6 @@ pub enum CompareError {
     /// A results file could not be read or parsed (including a newer schema version).
     #[error(transparent)]
     Read(#[from] ReportError),
-    /// A directory holds neither results.jsonl nor results.csv.
-    #[error("{}: no results.jsonl or results.csv in this directory", .0.display())]
-    NoResults(PathBuf),
     /// A side holds no records at all.
     #[error("the {0} results hold no records")]
     Empty(&'static str),
@@ -251,16 +248,7 @@ pub struct Comparison {
 /// Reads a results file, or `results.jsonl` (else `results.csv`) in a directory. An incomplete
 /// last line (an interrupted run) is skipped and reported in the returned warning.
 pub fn load_results(path: &Path) -> Result<(Vec<Record>, Option<String>), CompareError> {
-    let file = if path.is_dir() {
-        ["results.jsonl", "results.csv"]
-            .iter()
-            .map(|name| path.join(name))
-            .find(|p| p.is_file())
-            .ok_or_else(|| CompareError::NoResults(path.to_owned()))?
-    } else {
-        path.to_owned()
-    };
-    let recovered = read_records_recovering(&file)?;
+    let recovered = read_records_recovering(&crate::writer::results_file(path)?)?;
     Ok((recovered.records, recovered.warning))
 }
 
@@ -1064,7 +1052,7 @@ mod tests {
         std::fs::create_dir_all(&empty).unwrap();
         assert!(matches!(
             load_results(&empty),
-            Err(CompareError::NoResults(_))
+            Err(CompareError::Read(ReportError::NoResults(_)))
         ));
         let newer = dir.join("newer.jsonl");
         let line = std::fs::read_to_string(dir.join("results.jsonl"))

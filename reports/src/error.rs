@@ -55,6 +55,8 @@ pub enum ReportError {
         line: u64,
     },
     /// Only `.jsonl` and `.csv` results can be read.
+    #[error("{}: no results.jsonl or results.csv in this directory", .0.display())]
+    NoResults(PathBuf),
     #[error("{}: unknown results file type (expected .jsonl or .csv)", .0.display())]
     UnknownExtension(PathBuf),
     /// plotters failed to draw a chart.

@@ -21,4 +21,5 @@ pub use report::{
     merge, render, render_machines, ChartFile, ClaimRow, Machine, Merged, ReportFiles,
 };
 pub use schema::{field_names, Record, RecordKind, Unit, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
-pub use writer::{read_records, read_records_recovering, Recovered, ResultWriter};
+pub use stats::ratio_ci95;
+pub use writer::{read_records, read_records_recovering, results_file, Recovered, ResultWriter};

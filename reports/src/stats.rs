@@ -21,7 +21,7 @@ pub(crate) fn median(values: &[f64]) -> Option<f64> {
 /// Percentile bootstrap 95% interval of `median(a) / median(b)`, resampling the two
 /// independent sample sets separately. Needs at least two samples on each side. The seed is
 /// fixed so that rendering the same results twice gives the same report.
-pub(crate) fn ratio_ci95(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+pub fn ratio_ci95(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     if a.len() < 2 || b.len() < 2 {
         return None;
     }

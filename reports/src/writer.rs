@@ -157,6 +157,19 @@ pub struct Recovered {
     pub warning: Option<String>,
 }
 
+/// A results path as every reader takes it: a `.jsonl`/`.csv` file, or a directory holding
+/// `results.jsonl` (else `results.csv`).
+pub fn results_file(path: &Path) -> Result<PathBuf, ReportError> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    ["results.jsonl", "results.csv"]
+        .iter()
+        .map(|name| path.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ReportError::NoResults(path.to_path_buf()))
+}
+
 /// Reads a `.jsonl` or `.csv` results file. Any line that is not a valid record, including an
 /// incomplete last line left by an interrupted run, is an error naming the file and line.
 pub fn read_records(path: &Path) -> Result<Vec<Record>, ReportError> {

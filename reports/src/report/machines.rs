@@ -12,7 +12,7 @@ use super::doc::{self, Block, Table};
 use super::{fmt_speedup, fmt_with_ci, model_results, natural_cmp, short_count, BASELINES};
 use crate::error::ReportError;
 use crate::schema::{Record, RecordKind, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
-use crate::writer::read_records_recovering;
+use crate::writer::{read_records_recovering, results_file};
 use crate::ReportFiles;
 
 /// One machine's results.
@@ -40,26 +40,6 @@ pub struct ClaimRow {
 pub struct Merged {
     pub machines: Vec<Machine>,
     pub notes: Vec<String>,
-}
-
-/// A results path: a `.jsonl`/`.csv` file, or a directory holding `results.jsonl` (or `.csv`).
-fn results_file(path: &Path) -> Result<PathBuf, ReportError> {
-    if !path.is_dir() {
-        return Ok(path.to_path_buf());
-    }
-    ["results.jsonl", "results.csv"]
-        .iter()
-        .map(|f| path.join(f))
-        .find(|p| p.exists())
-        .ok_or_else(|| {
-            ReportError::io(
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "directory has no results.jsonl or results.csv",
-                ),
-            )
-        })
 }
 
 fn machine_name(system: Option<&Value>, records: &[Record]) -> String {
