@@ -134,6 +134,8 @@ pub enum ClaimsError {
     },
     #[error("unknown preset '{0}'")]
     Preset(String),
+    #[error("energy probe: {0}")]
+    Probe(String),
 }
 
 /// What `ternbench claims` does.
@@ -150,6 +152,8 @@ pub struct Options {
     pub progress: bool,
     /// Largest weight bytes of the layer-sampled model; bigger samples are skipped.
     pub layer_sample_max_bytes: u64,
+    /// The energy probe of the decode measurement (energy claims need a measured one).
+    pub energy: crate::energy::EnergyOptions,
 }
 
 /// The formats a claim covers: its list, or every ternary format of the registry.
@@ -247,7 +251,6 @@ fn preset_of(c: &Claim) -> Result<Option<Preset>, ClaimsError> {
             .ok_or_else(|| ClaimsError::Preset(name.clone())),
     }
 }
-
 
 /// Percentile-bootstrap 95% interval of median(a) / median(b) (the report's own interval).
 pub fn ratio_ci95(a: &[f64], b: &[f64]) -> Option<[f64; 2]> {
@@ -1023,6 +1026,13 @@ fn measure_decode(opts: &Options, ev: &mut Evidence) -> Result<(), ClaimsError> 
         datasets::presets::find(PRESET)?.ok_or_else(|| ClaimsError::Preset(PRESET.into()))?;
     let threads = threads_or_all(opts.threads);
     let device = format!("{} ({})", cpu_name(), std::env::consts::ARCH);
+    let energy = std::sync::Arc::new(
+        crate::energy::Session::start(&opts.energy)
+            .map_err(|e| ClaimsError::Probe(e.to_string()))?,
+    );
+    if energy.meter().is_none() {
+        ev.notes.push(energy.describe());
+    }
     for format in ["tq2_0", "i2_s", "f16"] {
         if opts.progress {
             eprintln!("claims: decode of {PRESET} in {format}, {ROUNDS} rounds ...");
@@ -1034,13 +1044,16 @@ fn measure_decode(opts: &Options, ev: &mut Evidence) -> Result<(), ClaimsError> 
             repetitions: 1,
             threads,
             bandwidth: false,
+            energy: Some(std::sync::Arc::clone(&energy)),
             ..RunOptions::default()
         };
         let mut samples = Vec::new();
+        let mut windows = Vec::new();
         let mut last = None;
         for _ in 0..ROUNDS {
             let r = model_run::run(&path, &run_opts)?;
             samples.push(r.tg_tps);
+            windows.extend_from_slice(&r.windows);
             last = Some(r);
         }
         let (Some(last), Some(s)) = (last, Summary::of(&samples)) else {
@@ -1065,6 +1078,8 @@ fn measure_decode(opts: &Options, ev: &mut Evidence) -> Result<(), ClaimsError> 
         r.ci95_lo = Some(s.ci95[0]);
         r.ci95_hi = Some(s.ci95[1]);
         r.tps = Some(s.median);
+        let report = energy.report(&windows);
+        crate::suite::fill_energy(&mut r, &report, report.decode.as_ref());
         ev.records.push(r);
     }
     ev.record_sources.push(format!(

@@ -213,6 +213,8 @@ enum Command {
         /// Print a JSON array of {id, verdict, claimed, measured, evidence, needs, values, ...}.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        energy: EnergyArgs,
     },
     /// Describe this machine as results record it: CPU, instruction sets, caches, memory, OS.
     Sysinfo {
@@ -644,8 +646,10 @@ fn main() -> Result<()> {
             threads,
             cache_dir: cache,
             json,
+            energy,
         } => {
             let verdicts = harness::claims::run(&harness::claims::Options {
+                energy: energy.options()?,
                 results,
                 measure: !no_measure,
                 threads,

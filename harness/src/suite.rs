@@ -342,7 +342,11 @@ fn model_records(
 }
 
 /// Copies a phase's energy into a record's energy fields.
-fn fill_energy(r: &mut Record, e: &EnergyReport, phase: Option<&crate::energy::PhaseEnergy>) {
+pub(crate) fn fill_energy(
+    r: &mut Record,
+    e: &EnergyReport,
+    phase: Option<&crate::energy::PhaseEnergy>,
+) {
     let (Some(probe), Some(p)) = (&e.probe, phase) else {
         return;
     };
