@@ -58,7 +58,12 @@ pub struct Options {
     pub min_seconds: f64,
     /// Also write every record to `results.jsonl` / `results.csv` (and `system.json`) here.
     pub out: Option<PathBuf>,
+    /// With a meter, each case also runs alone for [`ENERGY_PASS_SECONDS`] between two marks.
+    pub energy: Option<std::sync::Arc<crate::energy::Session>>,
 }
+
+/// Length of a case's energy pass: at least 50 updates of a 1 ms RAPL counter, and many calls.
+pub const ENERGY_PASS_SECONDS: f64 = 0.5;
 
 impl Default for Options {
     fn default() -> Self {
@@ -72,6 +77,7 @@ impl Default for Options {
             repetitions: 20,
             min_seconds: 0.3,
             out: None,
+            energy: None,
         }
     }
 }
@@ -119,6 +125,9 @@ pub struct KernelRecord {
     pub samples_ns: Vec<f64>,
     /// User-space instructions retired per call (single-thread cases, where counters are readable).
     pub instructions: Option<f64>,
+    /// Energy of the case's own pass (one "token" per call and activation column).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy: Option<crate::energy::EnergyReport>,
     /// Anything a reader of the figures must know (a planted slowdown).
     pub warnings: Vec<String>,
 }
@@ -221,6 +230,12 @@ pub fn fill_record(k: &KernelRecord, r: &mut reports::Record) {
         }
     }
     r.warnings.extend(k.warnings.iter().cloned());
+    if let Some(e) = &k.energy {
+        crate::suite::fill_energy(r, e, e.decode.as_ref());
+        r.warnings.push(format!(
+            "energy from a separate {ENERGY_PASS_SECONDS} s pass of this case alone (J per call and activation column), not from the timed samples"
+        ));
+    }
 }
 
 /// Where `--out` records go, stamped with this run's identity and the machine's warnings.
@@ -330,6 +345,16 @@ pub fn run(
                     }
                     let all_samples =
                         pool.install(|| time_interleaved(&cases, tokens, opts, planted));
+                    let energies: Vec<Option<crate::energy::EnergyReport>> =
+                        match opts.energy.as_deref().filter(|s| s.meter().is_some()) {
+                            Some(session) => pool.install(|| {
+                                cases
+                                    .iter()
+                                    .map(|c| energy_pass(c, tokens, session))
+                                    .collect()
+                            }),
+                            None => vec![None; cases.len()],
+                        };
                     let instructions = if threads == 1 {
                         match pool.install(|| count_instructions(&cases, tokens)) {
                             Ok(counts) => counts,
@@ -344,12 +369,15 @@ pub fn run(
                     } else {
                         vec![None; cases.len()]
                     };
-                    for ((((f, _, packed, kernel), check), (samples, kernels)), instructions) in
-                        prepared
-                            .iter()
-                            .zip(&checks)
-                            .zip(all_samples.into_iter().zip(&cases))
-                            .zip(instructions)
+                    for (
+                        ((((f, _, packed, kernel), check), (samples, kernels)), instructions),
+                        energy,
+                    ) in prepared
+                        .iter()
+                        .zip(&checks)
+                        .zip(all_samples.into_iter().zip(&cases))
+                        .zip(instructions)
+                        .zip(energies)
                     {
                         let Some(s) = Summary::of(&samples) else {
                             continue;
@@ -378,6 +406,7 @@ pub fn run(
                             check: check.clone(),
                             samples_ns: samples,
                             instructions,
+                            energy,
                             warnings: planted.map(planted_warning).into_iter().collect(),
                         };
                         if let Some(sink) = &mut sink {
@@ -410,6 +439,35 @@ pub fn validate_kernel_spec(spec: &str, formats: &[String]) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// One case run alone for [`ENERGY_PASS_SECONDS`] between two marks of the meter: energy per
+/// call, as J per "token" (call × activation columns). Untimed, so it cannot disturb the samples.
+fn energy_pass(
+    kernels: &[Box<dyn MatMul>],
+    tokens: usize,
+    session: &crate::energy::Session,
+) -> Option<crate::energy::EnergyReport> {
+    let first = kernels.first()?;
+    let (m, k) = (first.rows(), first.cols());
+    let mut rng = SplitMix64(7);
+    let x: Vec<f32> = (0..tokens * k).map(|_| rng.unit()).collect();
+    let mut y = vec![0.0f32; tokens * m];
+    let from = session.mark()?;
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed().as_secs_f64() < ENERGY_PASS_SECONDS {
+        first.matmul(&x, tokens, &mut y).ok()?;
+        calls += 1;
+    }
+    black_box(&y);
+    let to = session.mark()?;
+    Some(session.report(&[crate::energy::Window {
+        phase: crate::energy::Phase::Decode,
+        from,
+        to,
+        tokens: calls * tokens as u64,
+    }]))
 }
 
 /// Timed products of several cases, one sample of each in turn (A B C A B C ...), each case

@@ -426,6 +426,7 @@ pub fn run(opts: &SuiteOptions) -> Result<Outcome, SuiteError> {
         warnings: system.warnings(),
     };
     let energy = Arc::new(Session::start(&opts.energy)?);
+    plan.kernel.energy = Some(Arc::clone(&energy));
     let mut stamp = stamp;
     if energy.meter().is_none() {
         stamp.warnings.push(energy.describe());
@@ -559,8 +560,8 @@ pub fn summary(records: &[Record]) -> String {
         return s;
     }
     s += &format!(
-        "{:<22} {:<8} {:<20} {:>3} {:>10} {:>18} {:>8} {:>8} {:>7}\n",
-        "model", "test", "kernel", "thr", "t/s", "95% CI", "vs f16", "vs q4_0", "of BW"
+        "{:<22} {:<8} {:<20} {:>3} {:>10} {:>18} {:>8} {:>8} {:>7} {:>10}\n",
+        "model", "test", "kernel", "thr", "t/s", "95% CI", "vs f16", "vs q4_0", "of BW", "J/token"
     );
     for r in &models {
         let base = |f: &str| {
@@ -575,8 +576,14 @@ pub fn summary(records: &[Record]) -> String {
                 .map(|b| r.median / b.median)
         };
         let ratio = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}x"));
+        // An estimate is never shown bare: it carries its label into the table.
+        let joules = match (r.energy_j_per_token, r.energy_measured) {
+            (Some(j), Some(true)) => format!("{j:.3e}"),
+            (Some(j), _) => format!("~{j:.2e} EST"),
+            (None, _) => "-".into(),
+        };
         s += &format!(
-            "{:<22} {:<8} {:<20} {:>3} {:>10.2} {:>18} {:>8} {:>8} {:>7}\n",
+            "{:<22} {:<8} {:<20} {:>3} {:>10.2} {:>18} {:>8} {:>8} {:>7} {:>10}\n",
             r.model.clone().unwrap_or_default(),
             r.test,
             r.kernel.clone().unwrap_or_default(),
@@ -591,6 +598,7 @@ pub fn summary(records: &[Record]) -> String {
             ratio(base("q4_0")),
             r.bandwidth_fraction
                 .map_or("-".into(), |f| format!("{:.0}%", f * 100.0)),
+            joules,
         );
     }
     s

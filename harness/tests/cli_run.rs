@@ -1,24 +1,53 @@
 //! `ternbench run --suite quick`: the main job end to end, its files and its report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use reports::{read_records, RecordKind};
+
+/// A powercap package counter under `root` that rises about 5 W until `stop` is set.
+fn moving_counter(root: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let zone = root.join("sys/class/powercap/intel-rapl:0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("name"), "package-0\n").unwrap();
+    std::fs::write(zone.join("max_energy_range_uj"), "262143328850\n").unwrap();
+    std::fs::write(zone.join("energy_uj"), "1\n").unwrap();
+    std::thread::spawn(move || {
+        let mut uj = 1u64;
+        while !stop.load(Ordering::Relaxed) {
+            uj += 5_000;
+            // Write and rename, so the probe never reads a half-written file.
+            std::fs::write(zone.join("energy_uj.tmp"), format!("{uj}\n")).unwrap();
+            std::fs::rename(zone.join("energy_uj.tmp"), zone.join("energy_uj")).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+}
 
 #[test]
 fn the_quick_suite_writes_results_and_a_report() {
     let root = std::env::temp_dir().join(format!("ternbench-cli-run-{}", std::process::id()));
-    let (out, cache) = (root.join("out"), root.join("cache"));
+    let (out, cache, sysfs) = (root.join("out"), root.join("cache"), root.join("sysfs"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = moving_counter(&sysfs, Arc::clone(&stop));
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_ternbench"))
             .args(["run", "--suite", "quick", "--json", "--out"])
             .arg(&out)
             .arg("--cache-dir")
             .arg(&cache)
+            .args(["--probe", "rapl-powercap", "--idle", "0", "--sysfs-root"])
+            .arg(&sysfs)
             .output()
             .unwrap()
     };
     let first = run();
+    stop.store(true, Ordering::Relaxed);
+    counter.join().unwrap();
     assert!(
         first.status.success(),
         "{}",
@@ -45,7 +74,22 @@ fn the_quick_suite_writes_results_and_a_report() {
     for f in ["tq2_0", "tq1_0", "i2_s", "f16", "q4_0"] {
         assert_eq!(kernels.iter().filter(|r| r.format == f).count(), 4, "{f}");
     }
+    // Every record carries the energy of the fixture counter, kernels from their own pass.
+    for r in &records {
+        assert_eq!(r.energy_measured, Some(true), "{r:?}");
+        assert_eq!(r.energy_domains, ["package-0"]);
+        assert_eq!(r.idle_subtracted, Some(false));
+        assert!(r.energy_gross_j.unwrap() > 0.0, "{r:?}");
+        let j = r.energy_j_per_token.unwrap();
+        assert!(r.energy_j_per_token_ci95_lo.unwrap() <= j, "{r:?}");
+        assert!(r
+            .energy_probe
+            .as_deref()
+            .unwrap()
+            .starts_with("rapl-powercap"));
+    }
     for r in &kernels {
+        assert!(r.warnings.iter().any(|w| w.contains("separate")), "{r:?}");
         assert!(r.samples.len() >= 5 && r.median > 0.0, "{r:?}");
         assert!(r.kernel.as_deref().unwrap().starts_with(&r.format));
         assert!(r.check.as_deref().unwrap().contains("scalar reference"));
