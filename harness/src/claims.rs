@@ -7,7 +7,7 @@
 //! the DRAM bandwidth probe and a layer-sampled decode of the 100B shape. Roofline claims use
 //! published peak bandwidths (`datasets/hardware`) and this machine's measured one.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use datasets::claims::{Aggregate, Claim, Quantity};
 use datasets::hardware::Chip;
@@ -17,7 +17,7 @@ use reports::{Record, RecordKind};
 use serde::Serialize;
 
 use crate::bandwidth::{self, Resident};
-use crate::convert::{self, SynthOptions};
+use crate::convert;
 use crate::model_run::{self, RunOptions};
 use crate::stats::Summary;
 
@@ -126,12 +126,6 @@ pub enum ClaimsError {
     Run(#[from] model_run::RunError),
     #[error(transparent)]
     Convert(#[from] convert::ConvertError),
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("unknown preset '{0}'")]
     Preset(String),
     #[error("energy probe: {0}")]
@@ -986,36 +980,6 @@ fn threads_or_all(threads: usize) -> usize {
     }
 }
 
-/// A synthesized model in the cache, written once under a temporary name.
-fn cached_model(
-    cache: &Path,
-    label: &str,
-    preset: Preset,
-    format: &str,
-) -> Result<PathBuf, ClaimsError> {
-    let path = cache.join(format!("{label}-{format}-seed0.gguf"));
-    if path.exists() {
-        return Ok(path);
-    }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ClaimsError::Io { path, source }
-    };
-    std::fs::create_dir_all(cache).map_err(io(cache))?;
-    let partial = path.with_extension("gguf.partial");
-    convert::synth(
-        &SynthOptions {
-            preset,
-            format: format.to_string(),
-            seed: 0,
-            embedding: None,
-        },
-        &partial,
-    )?;
-    std::fs::rename(&partial, &path).map_err(io(&partial))?;
-    Ok(path)
-}
-
 /// The quick speed comparison: a small preset in ternary formats and f16, decode timed in
 /// rounds (one sample per round), as model records.
 fn measure_decode(opts: &Options, ev: &mut Evidence) -> Result<(), ClaimsError> {
@@ -1037,7 +1001,7 @@ fn measure_decode(opts: &Options, ev: &mut Evidence) -> Result<(), ClaimsError> 
         if opts.progress {
             eprintln!("claims: decode of {PRESET} in {format}, {ROUNDS} rounds ...");
         }
-        let path = cached_model(&opts.cache_dir, PRESET, preset.clone(), format)?;
+        let path = convert::synth_cached(&opts.cache_dir, PRESET, preset.clone(), format)?;
         let run_opts = RunOptions {
             prompt: 8,
             generate: GENERATE,
@@ -1123,7 +1087,7 @@ fn measure_layer_sample(opts: &Options, ev: &mut Evidence) -> Result<(), ClaimsE
             sample_bytes.total() as f64 / 1e9
         );
     }
-    let path = cached_model(
+    let path = convert::synth_cached(
         &opts.cache_dir,
         &format!("{PRESET}-L1-V{VOCAB}"),
         sample,

@@ -630,6 +630,37 @@ pub fn dequantize(g: &Gguf, t: &TensorInfo) -> Result<Vec<f32>, ConvertError> {
     source.rows(0, rows, cols).map_err(fail)
 }
 
+/// A synthesized model kept in `cache` as `<label>-<format>-seed0.gguf`: written once, under a
+/// temporary name renamed into place, so an interrupted write never looks like a cached model.
+pub fn synth_cached(
+    cache: &Path,
+    label: &str,
+    preset: Preset,
+    format: &str,
+) -> Result<PathBuf, ConvertError> {
+    let path = cache.join(format!("{label}-{format}-seed0.gguf"));
+    if path.exists() {
+        return Ok(path);
+    }
+    let io = |file: &Path| {
+        let file = file.to_path_buf();
+        move |source| ConvertError::Io { file, source }
+    };
+    std::fs::create_dir_all(cache).map_err(io(cache))?;
+    let partial = path.with_extension("gguf.partial");
+    synth(
+        &SynthOptions {
+            preset,
+            format: format.to_string(),
+            seed: 0,
+            embedding: None,
+        },
+        &partial,
+    )?;
+    std::fs::rename(&partial, &path).map_err(io(&partial))?;
+    Ok(path)
+}
+
 /// Options of [`synth`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthOptions {

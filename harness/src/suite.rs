@@ -10,7 +10,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reports::{Record, RecordKind, ResultWriter};
 
 use crate::bandwidth::{self, Resident};
-use crate::convert::{synth, SynthOptions};
 use crate::energy::{EnergyOptions, EnergyReport, Session, Window};
 use crate::kernel_bench::{self, KernelRecord};
 use crate::model_run::{self, RunOptions};
@@ -227,30 +226,10 @@ fn kernel_record(stamp: &Stamp, k: &KernelRecord) -> Record {
     r
 }
 
-/// A synthesized model in the cache, written once under a temporary name.
+/// A synthesized model of a named preset in the cache.
 fn cached_model(cache: &Path, preset: &str, format: &str) -> Result<PathBuf, SuiteError> {
-    let path = cache.join(format!("{preset}-{format}-seed0.gguf"));
-    if path.exists() {
-        return Ok(path);
-    }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| SuiteError::Io { path, source }
-    };
-    std::fs::create_dir_all(cache).map_err(io(cache))?;
     let p = datasets::presets::find(preset)?.ok_or_else(|| SuiteError::Preset(preset.into()))?;
-    let partial = path.with_extension("gguf.partial");
-    synth(
-        &SynthOptions {
-            preset: p,
-            format: format.to_string(),
-            seed: 0,
-            embedding: None,
-        },
-        &partial,
-    )?;
-    std::fs::rename(&partial, &path).map_err(io(&partial))?;
-    Ok(path)
+    Ok(crate::convert::synth_cached(cache, preset, p, format)?)
 }
 
 /// One model's samples over the rounds.
