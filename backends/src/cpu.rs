@@ -69,6 +69,8 @@ pub struct CpuBackend {
     weight_bytes: usize,
     buffers: Vec<Vec<f32>>,
     caches: Vec<Cache>,
+    /// Scratch for attention: one layer's keys and values as f32, kept between calls.
+    kv_rows: (Vec<f32>, Vec<f32>),
 }
 
 impl CpuBackend {
@@ -98,6 +100,7 @@ impl CpuBackend {
             weight_bytes: 0,
             buffers: Vec::new(),
             caches: Vec::new(),
+            kv_rows: (Vec::new(), Vec::new()),
         })
     }
 
@@ -207,24 +210,23 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// One query head against cached positions `0..n`, written to `out` (head_dim values).
-fn attend(cache: &Cache, layer: usize, kv_head: usize, q: &[f32], n: usize, out: &mut [f32]) {
+/// One query head against positions `0..n` of its KV head, whose keys and values (already read
+/// out of the cache as f32, `head_dim` per position) are `k` and `v`; written to `out`.
+fn attend(ty: KvType, k: &[f32], v: &[f32], q: &[f32], n: usize, out: &mut [f32]) {
     let hd = q.len();
-    let base = layer * cache.context * cache.kv_dim + kv_head * hd;
     let mut q16 = q.to_vec();
-    if cache.ty == KvType::F16 {
+    if ty == KvType::F16 {
         // ggml converts the query to the cache's type before the K·Q product.
         for v in &mut q16 {
             *v = f16::from_f32(*v).to_f32();
         }
     }
     let scale = 1.0 / (hd as f32).sqrt();
-    let mut row = vec![0.0f32; hd];
-    let mut scores = Vec::with_capacity(n);
-    for j in 0..n {
-        cache.k.read(base + j * cache.kv_dim, &mut row);
-        scores.push(dot(&q16, &row) * scale);
-    }
+    let mut scores: Vec<f32> = k
+        .chunks_exact(hd)
+        .take(n)
+        .map(|row| dot(&q16, row) * scale)
+        .collect();
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f64;
     for s in &mut scores {
@@ -234,18 +236,32 @@ fn attend(cache: &Cache, layer: usize, kv_head: usize, q: &[f32], n: usize, out:
     let inv = (1.0 / sum) as f32;
     for s in &mut scores {
         *s *= inv;
-        if cache.ty == KvType::F16 {
+        if ty == KvType::F16 {
             // ...and the probabilities before the product with V.
             *s = f16::from_f32(*s).to_f32();
         }
     }
     out.fill(0.0);
-    for (j, &p) in scores.iter().enumerate() {
-        cache.v.read(base + j * cache.kv_dim, &mut row);
-        for (o, &v) in out.iter_mut().zip(&row) {
+    for (&p, row) in scores.iter().zip(v.chunks_exact(hd)) {
+        for (o, &v) in out.iter_mut().zip(row) {
             *o += p * v;
         }
     }
+}
+
+/// Positions `0..n` of every KV head of `layer`, read out of the cache once per call (the
+/// query heads of a group and every token of a prompt share them): `[kv_head][position][dim]`.
+fn read_heads(c: &Cache, store: &Store, layer: usize, hd: usize, n: usize, dst: &mut Vec<f32>) {
+    let kv_heads = c.kv_dim / hd;
+    dst.resize(kv_heads * n * hd, 0.0);
+    let base = layer * c.context * c.kv_dim;
+    dst.par_chunks_mut(n * hd)
+        .enumerate()
+        .for_each(|(g, head)| {
+            for (j, row) in head.chunks_exact_mut(hd).enumerate() {
+                store.read(base + j * c.kv_dim + g * hd, row);
+            }
+        });
 }
 
 impl Backend for CpuBackend {
@@ -525,14 +541,19 @@ impl Backend for CpuBackend {
             need(op, "output", o.len(), tokens * width)?;
             let c = &*c;
             let group = nh / kv_heads;
+            let n = pos0 + tokens;
+            let (kf, vf) = (&mut self.kv_rows.0, &mut self.kv_rows.1);
             self.pool.install(|| {
+                read_heads(c, &c.k, layer, hd, n, kf);
+                read_heads(c, &c.v, layer, hd, n, vf);
                 o[..tokens * width]
                     .par_chunks_mut(hd)
                     .enumerate()
                     .for_each(|(i, dst)| {
                         let (t, h) = (i / nh, i % nh);
                         let src = &qs[t * width + h * hd..t * width + (h + 1) * hd];
-                        attend(c, layer, h / group, src, pos0 + t + 1, dst);
+                        let head = (h / group) * n * hd..(h / group + 1) * n * hd;
+                        attend(c.ty, &kf[head.clone()], &vf[head], src, pos0 + t + 1, dst);
                     })
             });
             Ok(())
