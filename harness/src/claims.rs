@@ -260,9 +260,12 @@ pub fn record_arch(r: &Record) -> Option<&'static str> {
         .and_then(|k| k.rsplit('/').next())
         .and_then(kernels::Isa::from_name);
     match isa {
-        Some(kernels::Isa::Avx2 | kernels::Isa::AvxVnni | kernels::Isa::Avx512Vnni) => {
-            return Some("x86_64")
-        }
+        Some(
+            kernels::Isa::Avx2
+            | kernels::Isa::AvxVnni
+            | kernels::Isa::Avx512Vnni
+            | kernels::Isa::Amx,
+        ) => return Some("x86_64"),
         Some(kernels::Isa::Neon | kernels::Isa::Dotprod | kernels::Isa::I8mm) => {
             return Some("aarch64")
         }

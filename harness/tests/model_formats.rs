@@ -37,12 +37,14 @@ fn logits(path: &std::path::Path, kernel: Option<&str>) -> Vec<f32> {
         &g,
         Box::new(backend),
         &LoadOptions {
-            context: 16,
+            context: 32,
             ..Default::default()
         },
     )
     .unwrap();
-    m.forward(&[1, 7, 300, 42, 5, 9], Logits::All).unwrap()
+    // 20 tokens: past 16, where prefill goes through whole-product variants (AMX tiles).
+    let tokens: Vec<u32> = (0..20).map(|i| (i * 37 + 1) % 320).collect();
+    m.forward(&tokens, Logits::All).unwrap()
 }
 
 fn rel_l2(a: &[f32], b: &[f32]) -> f64 {

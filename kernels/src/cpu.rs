@@ -18,6 +18,8 @@ pub enum Isa {
     AvxVnni,
     /// x86-64 AVX-512 F/BW/VL with VNNI (`vpdpbusd` on 512-bit vectors).
     Avx512Vnni,
+    /// x86-64 AMX-INT8 tiles for products over many tokens, AVX-512 VNNI for the rest.
+    Amx,
     /// aarch64 Advanced SIMD.
     Neon,
     /// aarch64 NEON with the dot-product extension (`sdot`/`udot`).
@@ -27,11 +29,12 @@ pub enum Isa {
 }
 
 impl Isa {
-    pub const ALL: [Isa; 7] = [
+    pub const ALL: [Isa; 8] = [
         Isa::Scalar,
         Isa::Avx2,
         Isa::AvxVnni,
         Isa::Avx512Vnni,
+        Isa::Amx,
         Isa::Neon,
         Isa::Dotprod,
         Isa::I8mm,
@@ -44,6 +47,7 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::AvxVnni => "avxvnni",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::Amx => "amx",
             Isa::Neon => "neon",
             Isa::Dotprod => "dotprod",
             Isa::I8mm => "i8mm",
@@ -60,7 +64,7 @@ impl Isa {
     pub fn available(self) -> bool {
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni => x86_available(self),
+            Isa::Avx2 | Isa::AvxVnni | Isa::Avx512Vnni | Isa::Amx => x86_available(self),
             Isa::Neon | Isa::Dotprod | Isa::I8mm => aarch64_available(self),
         }
     }
@@ -78,6 +82,16 @@ impl Isa {
                 "avx512vnni",
                 "fma",
                 "f16c",
+            ],
+            Isa::Amx => &[
+                "avx512f",
+                "avx512bw",
+                "avx512vl",
+                "avx512vnni",
+                "fma",
+                "f16c",
+                "amx-tile",
+                "amx-int8",
             ],
             Isa::Neon => &["neon"],
             Isa::Dotprod => &["neon", "dotprod"],
@@ -106,6 +120,7 @@ fn x86_available(isa: Isa) -> bool {
                 && is_x86_feature_detected!("avx512vl")
                 && is_x86_feature_detected!("avx512vnni")
         }
+        Isa::Amx => x86_available(Isa::Avx512Vnni) && crate::amx::available(),
         _ => false,
     }
 }

@@ -7,6 +7,8 @@
 //! every fast kernel (SIMD, GPU, DSP) is tested against. It knows nothing of models or harnesses.
 
 pub mod activations;
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod cpu;
 mod error;
 pub mod formats;

@@ -172,6 +172,38 @@ fn variants_match_the_reference_on_random_floats() {
     run(false, CASES);
 }
 
+/// Prefill-sized products: whole tiles of 16 tokens and ragged ones, where whole-product
+/// variants (AMX) take over from the row kernels; 37 rows leave a partial tile of weight rows.
+#[test]
+fn many_token_products_equal_the_reference() {
+    let mut rng = proptest::test_runner::TestRng::deterministic_rng(
+        proptest::test_runner::RngAlgorithm::ChaCha,
+    );
+    let mut raw = |n: usize| -> Vec<i8> { (0..n).map(|_| rng.next_u32() as i8).collect() };
+    let tokens_cases: &[usize] = if cfg!(target_arch = "aarch64") {
+        &[17]
+    } else {
+        &[16, 17, 35, 64, 70]
+    };
+    for &tokens in tokens_cases {
+        for f in FORMATS {
+            let name = f.info().name;
+            let mut shapes = vec![(96, 768)];
+            if name == "tq2_0" {
+                shapes.push((37, 512));
+            }
+            for (rows, cols) in shapes {
+                let w = integer_weights(name, &raw(rows * cols));
+                let x = integer_acts(&raw(tokens * cols));
+                check_variants(*f, rows, cols, &w, &x, true);
+                let xf: Vec<f32> = x.iter().map(|v| v * 0.0173).collect();
+                let wf: Vec<f32> = w.iter().map(|v| v * 0.37).collect();
+                check_variants(*f, rows, cols, &wf, &xf, false);
+            }
+        }
+    }
+}
+
 #[test]
 fn long_rows_of_extreme_values_do_not_overflow_narrow_accumulators() {
     // All weights +1 against all activations 127: the worst case for int16 accumulation.

@@ -149,7 +149,19 @@ pub trait BlockFormat: Send + Sync + 'static {
     {
         &[]
     }
+
+    /// Variants that take over the whole product (AMX tiles want every token's activations
+    /// packed once per call), each with the variant whose row kernels it wraps and falls back on.
+    fn whole_variants() -> &'static [(Isa, Isa, WholeMatMul<Self>)]
+    where
+        Self: Sized,
+    {
+        &[]
+    }
 }
+
+/// Builds a whole-product variant around the format's row kernels for its fallback variant.
+pub type WholeMatMul<F> = fn(BlockKernel<F>) -> Box<dyn MatMul>;
 
 /// The scalar variant of every block format: the reference dot, token by token.
 fn scalar_row<F: BlockFormat>(w: &[F::Block], acts: &[Vec<ActBlock<F>>], out: &mut [f32]) {
@@ -365,6 +377,7 @@ impl<F: BlockFormat> WeightFormat for Rows<F> {
     fn isas(&self) -> Vec<Isa> {
         std::iter::once(Isa::Scalar)
             .chain(F::simd_variants().iter().map(|&(isa, _)| isa))
+            .chain(F::whole_variants().iter().map(|&(isa, ..)| isa))
             .collect()
     }
 
@@ -376,6 +389,21 @@ impl<F: BlockFormat> WeightFormat for Rows<F> {
         isa: Isa,
     ) -> Result<Box<dyn MatMul>, KernelError> {
         check_isa(self, isa)?;
+        match F::whole_variants().iter().find(|&&(i, ..)| i == isa) {
+            Some(&(_, fallback, wrap)) => Ok(wrap(block_kernel(packed, rows, cols, fallback)?)),
+            None => Ok(Box::new(block_kernel::<F>(packed, rows, cols, isa)?)),
+        }
+    }
+}
+
+/// `packed` as `F`'s blocks, prepared for the row kernels of `isa`.
+fn block_kernel<F: BlockFormat>(
+    packed: &[u8],
+    rows: usize,
+    cols: usize,
+    isa: Isa,
+) -> Result<BlockKernel<F>, KernelError> {
+    {
         let per_row = blocks_in_row(F::INFO.name, cols, F::INFO.block_size)?;
         let blocks = as_blocks::<F>(packed, rows * per_row)?.to_vec();
         let dot = F::simd_variants()
@@ -391,13 +419,13 @@ impl<F: BlockFormat> WeightFormat for Rows<F> {
                     .find(|n| rows.is_multiple_of(*n))?;
                 Some((f, n))
             });
-        Ok(Box::new(BlockKernel::<F> {
+        Ok(BlockKernel::<F> {
             blocks,
             rows,
             cols,
             isa,
             dot,
             multi,
-        }))
+        })
     }
 }

@@ -8,11 +8,13 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{BlockFormat, FormatInfo, Origin, RowDot, RowsDot};
+use super::{BlockFormat, FormatInfo, Origin, RowDot, RowsDot, WholeMatMul};
 use crate::activations::q8_k::{BlockQ8K, Q8K, QK_K};
 use crate::activations::F16Bytes;
 use crate::cpu::Isa;
@@ -82,6 +84,13 @@ impl BlockFormat for Tq2_0 {
 
     fn multi_row_variants() -> &'static [(Isa, RowsDot<Self>)] {
         MULTI_ROW_VARIANTS
+    }
+
+    fn whole_variants() -> &'static [(Isa, Isa, WholeMatMul<Self>)] {
+        &[
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Amx, Isa::Avx512Vnni, amx::wrap),
+        ]
     }
 }
 

@@ -587,7 +587,7 @@ fn build_panel(w: &[BlockTq2_0], per_row: usize, nr: usize, nb: usize, panel: &m
 /// 16×16 dword transpose: lane i of result j is dword j of `r[i]`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+pub(super) fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
     let mut t = [_mm512_setzero_si512(); 16];
     for i in 0..8 {
         t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
