@@ -60,7 +60,7 @@ impl BlockActivation for Q8K {
 }
 
 /// The reference quantizer (and the oracle of [`x86::quantize_blocks_avx512`]).
-pub(crate) fn quantize_block(x: &[f32], y: &mut BlockQ8K) {
+fn quantize_block(x: &[f32], y: &mut BlockQ8K) {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {
         if v.abs() > amax {

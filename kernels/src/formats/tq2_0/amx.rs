@@ -31,7 +31,7 @@ use crate::KernelError;
 /// Below this many tokens a product goes to the AVX-512 kernels (a tile holds 16 tokens).
 const MIN_TOKENS: usize = 16;
 
-/// Tokens per activation tile, weight rows per weight tile.
+/// Tokens per activation tile, weight rows per weight tile, and vectors per tile (one per row).
 const TILE: usize = TILE_ROWS;
 
 /// 64-code chunks per 256-weight block: one weight tile each.
@@ -39,9 +39,6 @@ const CHUNKS: usize = QK_K / TILE_ROW_BYTES;
 
 /// 16-row panels per task: they share each block's activation tiles while those sit in L1.
 const PANELS: usize = 4;
-
-/// Vectors per tile (one per tile row).
-const TILE_VECS: usize = TILE_ROWS;
 
 pub(super) fn wrap(inner: BlockKernel<Tq2_0>) -> Box<dyn MatMul> {
     Box::new(Tq2_0Amx { inner })
@@ -178,10 +175,10 @@ fn pack_acts(
     // SAFETY: Isa::Amx implies AVX-512 F (see `matmul`).
     let (zero, zero_ps) = unsafe { (_mm512_setzero_si512(), _mm512_setzero_ps()) };
     acts.groups = groups;
-    acts.tiles.resize(groups * nb * CHUNKS * TILE_VECS, zero);
+    acts.tiles.resize(groups * nb * CHUNKS * TILE, zero);
     acts.sums.resize(groups * nb, zero);
     acts.scales.resize(groups * nb, zero_ps);
-    let per_group = nb * CHUNKS * TILE_VECS;
+    let per_group = nb * CHUNKS * TILE;
     acts.tiles
         .par_chunks_mut(per_group)
         .zip(acts.sums.par_chunks_mut(nb))
@@ -223,8 +220,8 @@ fn pack_group(
                 // SAFETY: 64 of the block's 256 bytes, one unaligned 512-bit load.
                 unsafe { _mm512_loadu_si512(blocks[n].qs[64 * c..].as_ptr().cast()) }
             });
-            let at = (b * CHUNKS + c) * TILE_VECS;
-            tiles[at..at + TILE_VECS].copy_from_slice(&super::x86::transpose16(v));
+            let at = (b * CHUNKS + c) * TILE;
+            tiles[at..at + TILE].copy_from_slice(&super::x86::transpose16(v));
         }
         let s: [i32; TILE] =
             std::array::from_fn(|n| (0..QK_K / 16).map(|i| i32::from(blocks[n].bsum(i))).sum());
@@ -254,9 +251,9 @@ unsafe fn panels(w: &[BlockTq2_0], nb: usize, nr: usize, acts: &PackedActs, out:
     let shifts = [0u16, 4].map(|s| {
         _mm512_inserti64x4::<1>(_mm512_set1_epi16(s as i16), _mm256_set1_epi16(s as i16 + 2))
     });
-    let mut a = [_mm512_setzero_si512(); CHUNKS * TILE_VECS];
-    let mut c = [_mm512_setzero_si512(); 4 * TILE_VECS];
-    let tiles = |g: usize, b: usize| acts.tiles[(g * nb + b) * CHUNKS * TILE_VECS..].as_ptr();
+    let mut a = [_mm512_setzero_si512(); CHUNKS * TILE];
+    let mut c = [_mm512_setzero_si512(); 4 * TILE];
+    let tiles = |g: usize, b: usize| acts.tiles[(g * nb + b) * CHUNKS * TILE..].as_ptr();
     for g0 in (0..groups).step_by(4) {
         let g1 = groups.min(g0 + 4);
         for b in 0..nb {
@@ -267,7 +264,7 @@ unsafe fn panels(w: &[BlockTq2_0], nb: usize, nr: usize, acts: &PackedActs, out:
                     if i >= rows {
                         a[i..]
                             .iter_mut()
-                            .step_by(TILE_VECS)
+                            .step_by(TILE)
                             .for_each(|v| *v = _mm512_setzero_si512());
                         continue;
                     }
@@ -279,7 +276,7 @@ unsafe fn panels(w: &[BlockTq2_0], nb: usize, nr: usize, acts: &PackedActs, out:
                             _mm256_loadu_si256(x.qs[32 * h..].as_ptr().cast())
                         });
                         for (p, &s) in shifts.iter().enumerate() {
-                            a[(2 * h + p) * TILE_VECS + i] =
+                            a[(2 * h + p) * TILE + i] =
                                 _mm512_and_si512(_mm512_srlv_epi16(half, s), m3);
                         }
                     }
@@ -308,7 +305,7 @@ unsafe fn panels(w: &[BlockTq2_0], nb: usize, nr: usize, acts: &PackedActs, out:
                         let sq = acts.sums[(g + j) * nb + b];
                         let da = acts.scales[(g + j) * nb + b];
                         for (i, &dw) in dw.iter().enumerate().take(rows) {
-                            let sumi = _mm512_sub_epi32(c[j * TILE_VECS + i], sq);
+                            let sumi = _mm512_sub_epi32(c[j * TILE + i], sq);
                             let scale = _mm512_mul_ps(da, _mm512_set1_ps(dw));
                             let at = (r0 + i) * tpad + (g + j) * TILE;
                             let o = &mut out[at..at + TILE];
