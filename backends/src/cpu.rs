@@ -1,5 +1,6 @@
-//! The CPU backend: weights prepared for the fastest kernel variant this CPU runs (or a forced
-//! one), buffers in host memory, every op run inside one rayon pool of the configured size.
+//! The CPU backend: weights read in place (from the file map) by the fastest kernel variant this
+//! CPU runs (or a forced one), buffers in host memory, every op run inside one rayon pool of the
+//! configured size.
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
@@ -302,7 +303,8 @@ impl Backend for CpuBackend {
                 expected,
             }));
         }
-        let kernel = prepare(format, &w.bytes[..expected], w.rows, w.cols, force).map_err(wrap)?;
+        let packed = w.bytes.slice(..expected);
+        let kernel = prepare(format, packed, w.rows, w.cols, force).map_err(wrap)?;
         self.weight_bytes += expected;
         self.weights.push(kernel);
         Ok(Weight(self.weights.len() as u32 - 1))

@@ -12,7 +12,7 @@ pub mod cpu;
 
 pub use cpu::{CpuBackend, CpuConfig};
 
-use kernels::KernelError;
+use kernels::{Bytes, KernelError};
 
 /// A weight matrix on the device, `rows × cols` in one format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,7 +68,7 @@ pub enum Glu {
 }
 
 /// A weight as it arrives from a file: packed bytes in one of the kernels' formats.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WeightData<'a> {
     /// For error messages: the tensor's name in the file.
     pub name: &'a str,
@@ -76,7 +76,9 @@ pub struct WeightData<'a> {
     pub format: &'a str,
     pub rows: usize,
     pub cols: usize,
-    pub bytes: &'a [u8],
+    /// Shared, so that a backend computing from host memory can keep reading them in place (a
+    /// memory-mapped file stays mapped while any weight holds it); a device backend copies them.
+    pub bytes: Bytes,
 }
 
 /// Attention geometry: grouped-query when `kv_heads < heads`.
@@ -108,7 +110,8 @@ pub trait Backend: Send {
     /// Threads (CPU) or compute units the backend uses, as results record it.
     fn threads(&self) -> usize;
 
-    /// Upload a weight matrix once; the returned handle stays valid for the backend's life.
+    /// Upload a weight matrix once; the returned handle stays valid for the backend's life. The
+    /// CPU backend keeps `w.bytes` and reads them in place; other backends copy them.
     fn upload_weight(&mut self, w: WeightData<'_>) -> Result<Weight, BackendError>;
 
     /// The kernel variant a weight runs with (`tq2_0/avx512vnni`).

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kernels::formats::tl2;
 
@@ -346,6 +347,15 @@ impl std::ops::Deref for Bytes {
     }
 }
 
+/// The file's bytes as the kernels hold them: one owner for every tensor handed out.
+struct Shared(Arc<Bytes>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// A parsed GGUF file.
 pub struct Gguf {
     pub path: PathBuf,
@@ -357,7 +367,9 @@ pub struct Gguf {
     pub data_offset: usize,
     /// Whether type ids 36..=39 were read with bitnet.cpp's meaning.
     pub bitnet_fork_types: bool,
-    bytes: Bytes,
+    bytes: Arc<Bytes>,
+    /// The same bytes, shareable with backends that read weights in place.
+    shared: kernels::Bytes,
 }
 
 struct Cursor<'a> {
@@ -516,6 +528,7 @@ impl Gguf {
 
     /// Parse bytes already in memory; `path` only names them in errors.
     pub fn parse(path: PathBuf, bytes: Bytes) -> Result<Gguf, GgufError> {
+        let bytes = Arc::new(bytes);
         match parse_header(&bytes) {
             Ok(h) => Ok(Gguf {
                 path,
@@ -525,6 +538,7 @@ impl Gguf {
                 alignment: h.alignment,
                 data_offset: h.data_offset,
                 bitnet_fork_types: h.fork,
+                shared: kernels::Bytes::from_owner(Shared(bytes.clone())),
                 bytes,
             }),
             Err(kind) => Err(GgufError { file: path, kind }),
@@ -549,10 +563,20 @@ impl Gguf {
         self.bytes.get(start..start + t.bytes).unwrap_or(&[])
     }
 
+    /// A tensor's bytes as a shared handle that keeps the file mapped while anyone holds it, so
+    /// a backend can compute from them in place.
+    pub fn shared(&self, t: &TensorInfo) -> kernels::Bytes {
+        let start = self.data_offset + t.offset as usize;
+        match start.checked_add(t.bytes) {
+            Some(end) if end <= self.shared.len() => self.shared.slice(start..end),
+            _ => kernels::Bytes::new(),
+        }
+    }
+
     /// Drop a tensor's pages from this process's resident set once its bytes have been copied
-    /// elsewhere (a backend upload), so loading does not hold the model twice. Best effort.
+    /// elsewhere (a converted file), so streaming does not hold the model twice. Best effort.
     pub fn release(&self, t: &TensorInfo) {
-        if let Bytes::Mapped(m) = &self.bytes {
+        if let Bytes::Mapped(m) = &*self.bytes {
             let page = 4096;
             let start = (self.data_offset + t.offset as usize).div_ceil(page) * page;
             let end = (self.data_offset + t.offset as usize + t.bytes) / page * page;

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use kernels::matmul::prepare;
-use kernels::{find_format, Isa, MatMul, WeightFormat};
+use kernels::{find_format, Bytes, Isa, MatMul, WeightFormat};
 use serde::Serialize;
 
 use crate::bandwidth::{self, Bandwidth, Resident};
@@ -314,7 +314,7 @@ pub fn run(
                 let isa = forced(opts.kernel.as_deref(), f.info().name);
                 let w = synthetic_weights(f, m, k, 0x5eed ^ (m * 31 + k) as u64);
                 let packed = f.pack(&w, m, k)?;
-                let kernel = prepare(f, &packed, m, k, isa)?;
+                let kernel = prepare(f, Bytes::copy_from_slice(&packed), m, k, isa)?;
                 prepared.push((f, isa, packed, kernel));
             }
             for &tokens in &opts.tokens {
@@ -338,8 +338,10 @@ pub fn run(
                                 .max(2),
                         };
                         let mut kernels: Vec<Box<dyn MatMul>> = Vec::with_capacity(copies);
+                        // Each copy owns its bytes, so the copies cannot share cache lines.
                         for _ in 0..copies {
-                            kernels.push(prepare(*f, packed, m, k, *isa)?);
+                            let own = Bytes::copy_from_slice(packed);
+                            kernels.push(prepare(*f, own, m, k, *isa)?);
                         }
                         cases.push(kernels);
                     }

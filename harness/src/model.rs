@@ -402,7 +402,7 @@ impl<'a> Loader<'a> {
                 format,
                 rows,
                 cols,
-                bytes: self.g.data(t),
+                bytes: self.g.shared(t),
             })
             .map_err(|source| ModelError::Upload {
                 file: self.g.path.clone(),
@@ -413,7 +413,6 @@ impl<'a> Loader<'a> {
         if self.verify && !self.checks.iter().any(|c| c.variant == variant) {
             self.check(name, w, format, rows, cols, variant)?;
         }
-        self.g.release(t);
         Ok(w)
     }
 

@@ -46,6 +46,20 @@ fn reads_llama_cpp_and_bitnet_cpp_files() {
 }
 
 #[test]
+fn shared_tensor_bytes_are_the_map_itself_and_outlive_the_reader() {
+    let g = Gguf::open(golden("tiny-tq2.gguf")).unwrap();
+    let t = g.tensor("blk.0.attn_q.weight").unwrap().clone();
+    let shared = g.shared(&t);
+    // In place: the very bytes of the map, not a copy.
+    assert_eq!(shared.as_ptr(), g.data(&t).as_ptr());
+    assert_eq!(shared.len(), 256 * 66);
+    let copy = g.data(&t).to_vec();
+    drop(g);
+    // The handle keeps the file mapped after the reader is gone.
+    assert_eq!(&shared[..], &copy[..]);
+}
+
+#[test]
 fn writing_a_parsed_file_back_reproduces_it_byte_for_byte() {
     for name in [
         "tiny-tq2.gguf",

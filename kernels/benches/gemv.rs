@@ -37,12 +37,13 @@ fn bench(c: &mut Criterion) {
                 let Ok(packed) = f.pack(&weights(f.info().ternary, m * k), m, k) else {
                     continue;
                 };
-                let Ok(kernel) = prepare(*f, &packed, m, k, None) else {
+                let weight_bytes = packed.len() as u64;
+                let Ok(kernel) = prepare(*f, packed.into(), m, k, None) else {
                     continue;
                 };
                 let x = weights(false, tokens * k);
                 let mut y = vec![0.0f32; tokens * m];
-                group.throughput(Throughput::Bytes(packed.len() as u64));
+                group.throughput(Throughput::Bytes(weight_bytes));
                 group.bench_with_input(
                     BenchmarkId::new(kernel.variant(), format!("{m}x{k}")),
                     &x,

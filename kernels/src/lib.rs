@@ -15,6 +15,8 @@ pub mod formats;
 pub mod matmul;
 pub mod registry;
 
+/// Packed weight bytes: owned, or shared in place with a memory-mapped file.
+pub use bytes::Bytes;
 pub use cpu::Isa;
 pub use error::KernelError;
 pub use formats::{BlockFormat, FormatInfo, Origin, WeightFormat};

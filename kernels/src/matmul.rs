@@ -6,6 +6,7 @@
 //! pool (run inside `ThreadPool::install` to choose the thread count), and hands every row group
 //! all tokens at once so that a kernel can unpack a weight block once and reuse it across tokens.
 
+use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::cpu::{forced_isa, Isa, KERNEL_ENV};
@@ -143,7 +144,7 @@ impl<K: Kernel> MatMul for K {
 /// `force` names, or, failing both, the one the `TERNBENCH_KERNEL` environment variable names.
 pub fn prepare(
     format: &dyn WeightFormat,
-    packed: &[u8],
+    packed: Bytes,
     rows: usize,
     cols: usize,
     force: Option<Isa>,

@@ -6,7 +6,7 @@
 use kernels::formats::tl1::{self, Tl1};
 use kernels::formats::tl2::{self, Tl2};
 use kernels::matmul::available_isas;
-use kernels::WeightFormat;
+use kernels::{Bytes, WeightFormat};
 
 /// xorshift64*: deterministic inputs without a dependency.
 struct Rng(u64);
@@ -40,7 +40,9 @@ fn check(f: &dyn WeightFormat, rows: usize, cols: usize, w: &[f32], x: &[f32], w
         .flat_map(|t| f.gemv_ref(&packed, rows, cols, t).unwrap())
         .collect();
     for isa in available_isas(f) {
-        let k = f.kernel(&packed, rows, cols, isa).unwrap();
+        let k = f
+            .kernel(Bytes::copy_from_slice(&packed), rows, cols, isa)
+            .unwrap();
         for threads in [1, 3] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -134,13 +136,21 @@ fn corrupt_indices_are_refused_by_every_variant() {
     let mut packed = f.pack(&vec![0.5; rows * cols], rows, cols).unwrap();
     packed[5] = 0x9f;
     for isa in available_isas(&f) {
-        assert!(f.kernel(&packed, rows, cols, isa).is_err(), "tl1/{isa}");
+        assert!(
+            f.kernel(Bytes::copy_from_slice(&packed), rows, cols, isa)
+                .is_err(),
+            "tl1/{isa}"
+        );
     }
     let f = Tl2 { tiling: None };
     let mut packed = f.pack(&vec![0.5; rows * cols], rows, cols).unwrap();
     packed[7] = 0xe0;
     for isa in available_isas(&f) {
-        assert!(f.kernel(&packed, rows, cols, isa).is_err(), "tl2/{isa}");
+        assert!(
+            f.kernel(Bytes::copy_from_slice(&packed), rows, cols, isa)
+                .is_err(),
+            "tl2/{isa}"
+        );
     }
 }
 
@@ -158,7 +168,9 @@ fn zero_tokens_and_non_finite_activations_behave_as_the_reference() {
         x[cols..2 * cols].fill(0.0);
         check(f, rows, cols, &w, &x, "zero token");
         for isa in available_isas(f) {
-            let k = f.kernel(&packed, rows, cols, isa).unwrap();
+            let k = f
+                .kernel(Bytes::copy_from_slice(&packed), rows, cols, isa)
+                .unwrap();
             let mut y = vec![0.0; rows];
             let mut bad = vec![1.0f32; cols];
             bad[cols - 3] = f32::NAN;

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kernels::matmul::available_isas;
-use kernels::{WeightFormat, FORMATS};
+use kernels::{Bytes, WeightFormat, FORMATS};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -67,7 +67,9 @@ fn check_variants(
         .collect();
     let w_deq = f.unpack(&packed, rows, cols).unwrap();
     for isa in available_isas(f) {
-        let kernel = f.kernel(&packed, rows, cols, isa).unwrap();
+        let kernel = f
+            .kernel(Bytes::copy_from_slice(&packed), rows, cols, isa)
+            .unwrap();
         assert_eq!(kernel.variant(), format!("{name}/{isa}"));
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new()
@@ -222,9 +224,9 @@ fn long_rows_of_extreme_values_do_not_overflow_narrow_accumulators() {
 #[test]
 fn forcing_an_unavailable_or_unknown_variant_is_a_clear_error() {
     let f = kernels::find_format("tq2_0").unwrap();
-    let packed = f.pack(&vec![0.0; 256], 1, 256).unwrap();
+    let packed = Bytes::from(f.pack(&vec![0.0; 256], 1, 256).unwrap());
     for isa in kernels::Isa::ALL {
-        let result = f.kernel(&packed, 1, 256, isa);
+        let result = f.kernel(packed.clone(), 1, 256, isa);
         if f.isas().contains(&isa) && isa.available() {
             assert!(result.is_ok(), "{isa}");
         } else {

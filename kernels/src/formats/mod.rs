@@ -21,6 +21,7 @@ pub mod tq2_0;
 use std::marker::PhantomData;
 
 use bytemuck::Pod;
+use bytes::Bytes;
 
 use crate::activations::BlockActivation;
 use crate::cpu::Isa;
@@ -94,10 +95,11 @@ pub trait WeightFormat: Send + Sync {
         vec![Isa::Scalar]
     }
 
-    /// Prepare packed weights for one kernel variant (see [`crate::matmul::prepare`]).
+    /// Prepare packed weights for one kernel variant (see [`crate::matmul::prepare`]). Kernels
+    /// read `packed` in place where its layout allows, so a memory-mapped file is not copied.
     fn kernel(
         &self,
-        packed: &[u8],
+        packed: Bytes,
         rows: usize,
         cols: usize,
         isa: Isa,
@@ -172,13 +174,22 @@ fn scalar_row<F: BlockFormat>(w: &[F::Block], acts: &[Vec<ActBlock<F>>], out: &m
 
 /// A block format's weights prepared for one row kernel.
 pub struct BlockKernel<F: BlockFormat> {
-    blocks: Vec<F::Block>,
+    /// Exactly `rows · cols / block_size` blocks, read in place.
+    packed: Bytes,
     rows: usize,
     cols: usize,
     isa: Isa,
     dot: RowDot<F>,
     /// A multi-row kernel and the rows it takes per call (`rows` is a multiple).
     multi: Option<(RowsDot<F>, usize)>,
+}
+
+impl<F: BlockFormat> BlockKernel<F> {
+    /// The weights as blocks. Blocks are byte arrays (alignment 1) and `block_kernel` cut
+    /// `packed` to a whole number of them, so the cast cannot fail.
+    pub(crate) fn blocks(&self) -> &[F::Block] {
+        bytemuck::try_cast_slice(&self.packed).unwrap_or_default()
+    }
 }
 
 impl<F: BlockFormat> Kernel for BlockKernel<F> {
@@ -208,17 +219,20 @@ impl<F: BlockFormat> Kernel for BlockKernel<F> {
         let per_row = self.cols / F::INFO.block_size;
         if let Some((dot, n)) = self.multi {
             // `row` counts groups of `n` rows here.
-            if let Some(w) = self.blocks.get(row * n * per_row..(row + 1) * n * per_row) {
+            if let Some(w) = self
+                .blocks()
+                .get(row * n * per_row..(row + 1) * n * per_row)
+            {
                 dot(w, n, acts, out);
             }
-        } else if let Some(w) = self.blocks.get(row * per_row..(row + 1) * per_row) {
+        } else if let Some(w) = self.blocks().get(row * per_row..(row + 1) * per_row) {
             (self.dot)(w, acts, out);
         }
     }
 
     fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), KernelError> {
         let per_row = self.cols / F::INFO.block_size;
-        if let Some(w) = self.blocks.get(row * per_row..(row + 1) * per_row) {
+        if let Some(w) = self.blocks().get(row * per_row..(row + 1) * per_row) {
             F::dequantize_blocks(w, out);
         }
         Ok(())
@@ -383,7 +397,7 @@ impl<F: BlockFormat> WeightFormat for Rows<F> {
 
     fn kernel(
         &self,
-        packed: &[u8],
+        packed: Bytes,
         rows: usize,
         cols: usize,
         isa: Isa,
@@ -398,14 +412,15 @@ impl<F: BlockFormat> WeightFormat for Rows<F> {
 
 /// `packed` as `F`'s blocks, prepared for the row kernels of `isa`.
 fn block_kernel<F: BlockFormat>(
-    packed: &[u8],
+    packed: Bytes,
     rows: usize,
     cols: usize,
     isa: Isa,
 ) -> Result<BlockKernel<F>, KernelError> {
     {
         let per_row = blocks_in_row(F::INFO.name, cols, F::INFO.block_size)?;
-        let blocks = as_blocks::<F>(packed, rows * per_row)?.to_vec();
+        let len = as_blocks::<F>(&packed, rows * per_row)?.len() * F::INFO.block_bytes;
+        let packed = packed.slice(..len);
         let dot = F::simd_variants()
             .iter()
             .find(|&&(i, _)| i == isa)
@@ -420,7 +435,7 @@ fn block_kernel<F: BlockFormat>(
                 Some((f, n))
             });
         Ok(BlockKernel::<F> {
-            blocks,
+            packed,
             rows,
             cols,
             isa,

@@ -16,6 +16,8 @@ mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+use bytes::Bytes;
+
 use super::{check_finite, check_len, FormatInfo, Origin, WeightFormat};
 use crate::activations::i8_s::{quantize_i8_s, I8sRow};
 use crate::cpu::Isa;
@@ -167,19 +169,19 @@ impl WeightFormat for I2S {
 
     fn kernel(
         &self,
-        packed: &[u8],
+        packed: Bytes,
         rows: usize,
         cols: usize,
         isa: Isa,
     ) -> Result<Box<dyn MatMul>, KernelError> {
         check_isa(self, isa)?;
-        let scale = scale(packed, rows, cols)?;
+        let scale = scale(&packed, rows, cols)?;
         let dot = SIMD_VARIANTS
             .iter()
             .find(|&&(i, _)| i == isa)
             .map_or(scalar_row as I2sRowDot, |&(_, f)| f);
         Ok(Box::new(I2sKernel {
-            codes: packed[..rows * cols / 4].to_vec(),
+            codes: packed.slice(..rows * cols / 4),
             rows,
             cols,
             scale,
@@ -214,7 +216,8 @@ const SIMD_VARIANTS: &[(Isa, I2sRowDot)] = &[
 
 /// I2_S weights prepared for one row kernel.
 pub struct I2sKernel {
-    codes: Vec<u8>,
+    /// The 2-bit codes, read in place.
+    codes: Bytes,
     rows: usize,
     cols: usize,
     scale: f32,

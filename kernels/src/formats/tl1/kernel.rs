@@ -10,6 +10,7 @@
 //! tables of both 16-byte weight vectors of a 256-bit register (rows 0..16 for pairs 0/1 and 2/3).
 
 use bytemuck::{Pod, Zeroable};
+use bytes::Bytes;
 
 use super::{pair_table, Tiling, Tl1, INFO, TAIL_BYTES};
 use crate::activations::i8_lut::{finish, quantize_i8_lut, LutActRow};
@@ -23,7 +24,7 @@ pub(crate) const LUT_BYTES_PER_COL: usize = 16;
 /// Bytes of one SIMD step of weights (bm rows x by columns, by = 256/bm).
 pub(crate) const CHUNK_BYTES: usize = 64;
 
-/// A 64-byte aligned line, so that weight chunks and tables never straddle cache lines.
+/// A 64-byte aligned line, so that lookup tables never straddle cache lines.
 #[derive(Clone, Copy, Pod, Zeroable)]
 #[repr(C, align(64))]
 struct Line([u8; 64]);
@@ -40,12 +41,6 @@ impl AlignedBytes {
             lines: vec![Line([0; 64]); len.div_ceil(64)],
             len,
         }
-    }
-
-    pub(crate) fn from_slice(src: &[u8]) -> Self {
-        let mut out = Self::zeroed(src.len());
-        out.as_mut_slice().copy_from_slice(src);
-        out
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
@@ -154,7 +149,8 @@ pub(crate) fn tile_scalar(w: &[u8], t: &Tiling, cols: usize, acts: &[Tl1Act], ac
 
 /// TL1 weights prepared for one variant.
 pub(crate) struct Tl1Kernel {
-    pub(crate) data: AlignedBytes,
+    /// The packed indices, read in place.
+    pub(crate) data: Bytes,
     pub(crate) tiling: Tiling,
     pub(crate) rows: usize,
     pub(crate) cols: usize,
@@ -168,7 +164,7 @@ impl Tl1Kernel {
     /// Check the bytes (every index ≤ 8, as `decode` demands) and keep the data part.
     pub(crate) fn new(
         f: &Tl1,
-        packed: &[u8],
+        packed: Bytes,
         rows: usize,
         cols: usize,
         isa: Isa,
@@ -190,11 +186,11 @@ impl Tl1Kernel {
             });
         }
         Ok(Tl1Kernel {
-            data: AlignedBytes::from_slice(&packed[..data]),
+            data: packed.slice(..data),
             tiling,
             rows,
             cols,
-            scale: super::read_f32(packed, data),
+            scale: super::read_f32(&packed, data),
             isa,
             tile,
             build,
@@ -228,7 +224,7 @@ impl Kernel for Tl1Kernel {
     fn compute(&self, group: usize, acts: &[Tl1Act], out: &mut [f32]) {
         let bm = self.tiling.tile_m;
         let bytes = bm * self.cols / 4;
-        let Some(w) = self.data.as_slice().get(group * bytes..(group + 1) * bytes) else {
+        let Some(w) = self.data.get(group * bytes..(group + 1) * bytes) else {
             return;
         };
         let mut acc = vec![0i32; acts.len() * bm];

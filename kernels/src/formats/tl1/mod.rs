@@ -38,6 +38,8 @@ pub(crate) mod x86;
 
 pub(crate) use kernel::{entries, AlignedBytes};
 
+use bytes::Bytes;
+
 use self::kernel::{build_act, tile_scalar, ActFn, TileFn, Tl1Kernel};
 use super::i2_s::{self, ternary_code, ternary_scale};
 use super::tq2_0::Tq2_0;
@@ -600,7 +602,7 @@ impl WeightFormat for Tl1 {
 
     fn kernel(
         &self,
-        packed: &[u8],
+        packed: Bytes,
         rows: usize,
         cols: usize,
         isa: Isa,

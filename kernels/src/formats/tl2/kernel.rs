@@ -9,6 +9,8 @@
 //! lo n+1, lo n+3, lo n+3][hi n+1, ...]` (256 bytes), matching a 512-bit load of two index
 //! vectors, whose lanes 0-1 hold entries n/n+1 and lanes 2-3 entries n+2/n+3.
 
+use bytes::Bytes;
+
 use super::{
     pair_table, scale_offset, triple_table, Tiling, Tl2, INFO, PAIR_TILE_K, SIMD_M, TAIL_BYTES,
 };
@@ -213,15 +215,16 @@ pub(crate) fn tile_scalar(tile: &Tile<'_>, t: &Tiling, acts: &[Tl2Act], acc: &mu
 }
 
 /// Row tile `group` of a part whose tiles are `bytes` long.
-fn tile_part(part: &AlignedBytes, group: usize, bytes: usize) -> Option<&[u8]> {
-    part.as_slice().get(group * bytes..(group + 1) * bytes)
+fn tile_part(part: &[u8], group: usize, bytes: usize) -> Option<&[u8]> {
+    part.get(group * bytes..(group + 1) * bytes)
 }
 
 /// TL2 weights prepared for one variant.
 pub(crate) struct Tl2Kernel {
-    idx: AlignedBytes,
-    signs: AlignedBytes,
-    pairs: AlignedBytes,
+    /// The three parts of the packed tensor, read in place.
+    idx: Bytes,
+    signs: Bytes,
+    pairs: Bytes,
     tiling: Tiling,
     rows: usize,
     cols: usize,
@@ -237,7 +240,7 @@ impl Tl2Kernel {
     /// the three data parts.
     pub(crate) fn new(
         f: &Tl2,
-        packed: &[u8],
+        packed: Bytes,
         rows: usize,
         cols: usize,
         isa: Isa,
@@ -254,7 +257,6 @@ impl Tl2Kernel {
         let k3 = tiling.triple_cols(cols);
         let (n_idx, n_signs, n_pairs) = (rows * k3 / 6, rows * k3 / 24, rows * (cols - k3) / 4);
         let idx = &packed[..n_idx];
-        let signs = &packed[n_idx..n_idx + n_signs];
         let pairs = &packed[n_idx + n_signs..n_idx + n_signs + n_pairs];
         let bad = |what, offset, b: u8, max| KernelError::BadCode {
             format: INFO.name,
@@ -277,13 +279,13 @@ impl Tl2Kernel {
             return Err(bad("pair index", n_idx + n_signs + at, b, 8));
         }
         Ok(Tl2Kernel {
-            idx: AlignedBytes::from_slice(idx),
-            signs: AlignedBytes::from_slice(signs),
-            pairs: AlignedBytes::from_slice(pairs),
+            idx: packed.slice(..n_idx),
+            signs: packed.slice(n_idx..n_idx + n_signs),
+            pairs: packed.slice(n_idx + n_signs..n_idx + n_signs + n_pairs),
             tiling,
             rows,
             cols,
-            scale: super::read_f32(packed, at_scale),
+            scale: super::read_f32(&packed, at_scale),
             isa,
             layout,
             tile,

@@ -43,6 +43,8 @@ mod kernel;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+use bytes::Bytes;
+
 use self::kernel::{build_act, tile_scalar, ActFn, LutLayout, TileFn, Tl2Kernel};
 use super::tl1::{
     check_dims, codes_from_i2_s, codes_from_tq2_0, codes_from_weights, nibble, pair_index,
@@ -592,7 +594,7 @@ impl WeightFormat for Tl2 {
 
     fn kernel(
         &self,
-        packed: &[u8],
+        packed: Bytes,
         rows: usize,
         cols: usize,
         isa: Isa,

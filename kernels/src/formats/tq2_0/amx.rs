@@ -102,7 +102,7 @@ impl Tq2_0Amx {
             |sums, p| {
                 let r0 = p * span;
                 let nr = span.min(rows - r0);
-                let w = &self.inner.blocks[r0 * nb..(r0 + nr) * nb];
+                let w = &self.inner.blocks()[r0 * nb..(r0 + nr) * nb];
                 sums.fill(0.0);
                 // SAFETY: Isa::Amx is only handed out (matmul::check_isa) once Isa::available()
                 // confirmed AVX-512 VNNI and amx::available(); w holds nr rows of nb blocks and
