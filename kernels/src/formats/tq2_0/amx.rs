@@ -108,14 +108,9 @@ impl Tq2_0Amx {
                 // confirmed AVX-512 VNNI and amx::available(); w holds nr rows of nb blocks and
                 // `sums` is span × tpad.
                 unsafe { amx::with_tiles(|| panels(w, nb, nr, acts, sums)) };
-                // Token by token, so that the writes into y are runs of nr floats.
-                for t in 0..tokens {
-                    for i in 0..nr {
-                        // SAFETY: t < tokens and r0 + i < rows, inside y (tokens × rows, checked
-                        // by `matmul`); each task writes only its own rows r0..r0 + nr.
-                        unsafe { *y_at.at(t * rows + r0 + i) = sums[i * tpad + t] };
-                    }
-                }
+                // SAFETY: as above for the CPU; each task writes only its own rows r0..r0 + nr of
+                // y, which `matmul` checked is tokens × rows.
+                unsafe { store_transposed(sums, tpad, nr, tokens, y_at, rows, r0) };
             },
         );
     }
@@ -230,6 +225,45 @@ fn pack_group(
         unsafe {
             sums[b] = _mm512_loadu_si512(s.as_ptr().cast());
             scales[b] = _mm512_loadu_ps(d.as_ptr());
+        }
+    }
+}
+
+/// Write `sums` (row i, token t at `sums[i · tpad + t]`, nr rows) into rows `r0..r0 + nr` of
+/// `y` (token t, row r at `y[t · rows + r]`) by 16 × 16 transposes, so both sides move whole
+/// vectors.
+///
+/// # Safety
+/// The CPU must have AVX-512 F; `y` must hold `tokens · rows` floats with `r0 + nr ≤ rows`, and
+/// no one else may touch rows `r0..r0 + nr` of it during the call.
+#[target_feature(enable = "avx512f")]
+unsafe fn store_transposed(
+    sums: &[f32],
+    tpad: usize,
+    nr: usize,
+    tokens: usize,
+    y: OutPtr,
+    rows: usize,
+    r0: usize,
+) {
+    for i0 in (0..nr).step_by(TILE) {
+        let n = TILE.min(nr - i0);
+        let keep: __mmask16 = if n == TILE { !0 } else { (1 << n) - 1 };
+        for t0 in (0..tokens).step_by(TILE) {
+            let v: [__m512i; TILE] = std::array::from_fn(|i| {
+                let at = (i0 + i.min(n - 1)) * tpad + t0;
+                // SAFETY: row i0 + i < nr of sums, 16 floats at a multiple of 16 below tpad.
+                unsafe { _mm512_castps_si512(_mm512_loadu_ps(sums[at..at + TILE].as_ptr())) }
+            });
+            for (t, row) in super::x86::transpose16(v).into_iter().enumerate() {
+                if t0 + t < tokens {
+                    // SAFETY: token t0 + t < tokens, rows r0 + i0 .. + n inside row r0..r0 + nr.
+                    unsafe {
+                        let at = y.at((t0 + t) * rows + r0 + i0);
+                        _mm512_mask_storeu_ps(at, keep, _mm512_castsi512_ps(row));
+                    }
+                }
+            }
         }
     }
 }
