@@ -303,6 +303,15 @@ unsafe fn panels(w: &[BlockTq2_0], nb: usize, nr: usize, acts: &PackedActs, out:
                         continue;
                     }
                     let x = &w[(r0 + i) * nb + b];
+                    if let Some(next) = w.get((r0 + i) * nb + b + 1) {
+                        // The next block of this row, needed four panels from now: a DRAM miss
+                        // taken here stalls every panel, as 64 row streams defeat the prefetcher.
+                        let p: *const u8 = (next as *const BlockTq2_0).cast();
+                        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+                        _mm_prefetch::<_MM_HINT_T0>(
+                            p.wrapping_add(size_of::<BlockTq2_0>() - 1).cast(),
+                        );
+                    }
                     dh[i] = u16::from_le_bytes(x.d.0);
                     for h in 0..2 {
                         // SAFETY: 32 of the block's 64 code bytes, one unaligned 256-bit load.
