@@ -2,6 +2,8 @@
 //! CPU runs (or a forced one), buffers in host memory, every op run inside one rayon pool of the
 //! configured size.
 
+use std::sync::Arc;
+
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use kernels::cpu::forced_isa;
@@ -64,7 +66,7 @@ struct Cache {
 
 /// The CPU implementation of [`Backend`].
 pub struct CpuBackend {
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
     kernel: Option<String>,
     weights: Vec<Box<dyn MatMul>>,
     weight_bytes: usize,
@@ -95,7 +97,7 @@ impl CpuBackend {
                 reason: format!("cannot start {} threads: {e}", config.threads),
             })?;
         Ok(CpuBackend {
-            pool,
+            pool: Arc::new(pool),
             kernel: config.kernel,
             weights: Vec::new(),
             weight_bytes: 0,
@@ -103,6 +105,14 @@ impl CpuBackend {
             caches: Vec::new(),
             kv_rows: (Vec::new(), Vec::new()),
         })
+    }
+
+    /// The pool every op runs in. A caller that issues many ops (a forward pass) should issue
+    /// them from inside it (`pool.install`): an op started from outside hands its work to a
+    /// worker and sleeps until it is done, two cross-thread wake-ups that cost 6-15 µs each op
+    /// on a 2-vCPU VM, against under 2 µs from inside.
+    pub fn pool(&self) -> Arc<rayon::ThreadPool> {
+        self.pool.clone()
     }
 
     fn weight(&self, op: &'static str, w: Weight) -> Result<&dyn MatMul, BackendError> {

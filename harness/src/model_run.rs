@@ -159,7 +159,7 @@ pub fn load(
     context: usize,
     batch: usize,
 ) -> Result<Model, ModelError> {
-    load_from(&Gguf::open(path)?, opts, context, batch)
+    Ok(load_from(&Gguf::open(path)?, opts, context, batch)?.0)
 }
 
 fn load_from(
@@ -167,13 +167,14 @@ fn load_from(
     opts: &RunOptions,
     context: usize,
     batch: usize,
-) -> Result<Model, ModelError> {
+) -> Result<(Model, Arc<rayon::ThreadPool>), ModelError> {
     let backend = CpuBackend::new(CpuConfig {
         threads: opts.threads,
         kernel: opts.kernel.clone(),
         pin: true,
     })?;
-    Model::load(
+    let pool = backend.pool();
+    let model = Model::load(
         g,
         Box::new(backend),
         &LoadOptions {
@@ -182,7 +183,8 @@ fn load_from(
             batch,
             verify: true,
         },
-    )
+    )?;
+    Ok((model, pool))
 }
 
 /// Run prefill and decode `repetitions` times and summarize.
@@ -212,10 +214,8 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<RunRecord, RunError> {
         return Err(RunError::EmptyPrompt);
     }
     let context = prompt.len() + opts.generate;
-    let mut model = load_from(&g, opts, context, prompt.len().min(512))?;
+    let (mut model, pool) = load_from(&g, opts, context, prompt.len().min(512))?;
     drop(g);
-    // Warm-up: one untimed token touches every weight page and spins the pool up.
-    model.forward(&prompt[..1], Logits::Last)?;
     let (mut pp, mut tg, mut ttft) = (Vec::new(), Vec::new(), Vec::new());
     let mut generated = Vec::new();
     let session = opts
@@ -223,41 +223,48 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<RunRecord, RunError> {
         .clone()
         .unwrap_or_else(|| Arc::new(Session::not_measured("no probe given to this run")));
     let mut windows = Vec::new();
-    let mut window = |phase, from: Option<power::Mark>, tokens: usize| {
-        if let (Some(from), Some(to)) = (from, session.mark()) {
-            windows.push(Window {
-                phase,
-                from,
-                to,
-                tokens: tokens as u64,
-            });
+    // Everything timed runs on a pool worker, so each op's parallel work starts where it is
+    // issued instead of waking the pool from outside (see `CpuBackend::pool`).
+    pool.install(|| -> Result<(), RunError> {
+        // Warm-up: one untimed token touches every weight page and spins the pool up.
+        model.forward(&prompt[..1], Logits::Last)?;
+        let mut window = |phase, from: Option<power::Mark>, tokens: usize| {
+            if let (Some(from), Some(to)) = (from, session.mark()) {
+                windows.push(Window {
+                    phase,
+                    from,
+                    to,
+                    tokens: tokens as u64,
+                });
+            }
+        };
+        for _ in 0..opts.repetitions.max(1) {
+            // Each repetition samples the same sequence: same seed, same logits.
+            let mut sampler = Sampler::new(opts.sampler)?;
+            model.reset();
+            generated.clear();
+            let mark = session.mark();
+            let start = Instant::now();
+            let logits = model.forward(&prompt, Logits::Last)?;
+            let prefill = start.elapsed().as_secs_f64();
+            window(Phase::Prefill, mark, prompt.len());
+            let mut next = sampler.sample(&logits)?;
+            ttft.push(start.elapsed().as_secs_f64() * 1e3);
+            pp.push(prompt.len() as f64 / prefill);
+            let mark = session.mark();
+            let start = Instant::now();
+            for _ in 0..opts.generate {
+                generated.push(next);
+                let logits = model.forward(&[next], Logits::Last)?;
+                next = sampler.sample(&logits)?;
+            }
+            if opts.generate > 0 {
+                tg.push(opts.generate as f64 / start.elapsed().as_secs_f64());
+                window(Phase::Decode, mark, opts.generate);
+            }
         }
-    };
-    for _ in 0..opts.repetitions.max(1) {
-        // Each repetition samples the same sequence: same seed, same logits.
-        let mut sampler = Sampler::new(opts.sampler)?;
-        model.reset();
-        generated.clear();
-        let mark = session.mark();
-        let start = Instant::now();
-        let logits = model.forward(&prompt, Logits::Last)?;
-        let prefill = start.elapsed().as_secs_f64();
-        window(Phase::Prefill, mark, prompt.len());
-        let mut next = sampler.sample(&logits)?;
-        ttft.push(start.elapsed().as_secs_f64() * 1e3);
-        pp.push(prompt.len() as f64 / prefill);
-        let mark = session.mark();
-        let start = Instant::now();
-        for _ in 0..opts.generate {
-            generated.push(next);
-            let logits = model.forward(&[next], Logits::Last)?;
-            next = sampler.sample(&logits)?;
-        }
-        if opts.generate > 0 {
-            tg.push(opts.generate as f64 / start.elapsed().as_secs_f64());
-            window(Phase::Decode, mark, opts.generate);
-        }
-    }
+        Ok(())
+    })?;
     // Timing runs a fixed number of tokens, as llama-bench does; the text stops at end-of-generation.
     let text = tokenizer.as_ref().map(|tok| {
         let end = generated
