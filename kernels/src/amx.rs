@@ -7,6 +7,7 @@
 //! the first tile instruction raises SIGILL, so [`available`] asks once and answers false on refusal.
 
 use std::arch::asm;
+use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
 /// Rows of every tile we configure (the architectural maximum).
@@ -80,4 +81,93 @@ pub unsafe fn with_tiles<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: as above; tilerelease only resets the tile state this thread configured.
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
     r
+}
+
+/// The output, shared by the panel tasks, each of which writes only its own rows.
+#[derive(Clone, Copy)]
+pub(crate) struct OutPtr(pub(crate) *mut f32);
+
+// SAFETY: the tasks write disjoint elements (see `matmul`), and the call outlives them.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// # Safety
+    /// `i` must lie inside the output slice.
+    pub(crate) unsafe fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: the caller keeps i in bounds.
+        unsafe { self.0.add(i) }
+    }
+}
+
+/// Write `sums` (row i, token t at `sums[i · tpad + t]`, nr rows) into rows `r0..r0 + nr` of
+/// `y` (token t, row r at `y[t · rows + r]`) by 16 × 16 transposes, so both sides move whole
+/// vectors.
+///
+/// # Safety
+/// The CPU must have AVX-512 F; `y` must hold `tokens · rows` floats with `r0 + nr ≤ rows`, and
+/// no one else may touch rows `r0..r0 + nr` of it during the call.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn store_transposed(
+    sums: &[f32],
+    tpad: usize,
+    nr: usize,
+    tokens: usize,
+    y: OutPtr,
+    rows: usize,
+    r0: usize,
+) {
+    for i0 in (0..nr).step_by(TILE_ROWS) {
+        let n = TILE_ROWS.min(nr - i0);
+        let keep: __mmask16 = if n == TILE_ROWS { !0 } else { (1 << n) - 1 };
+        for t0 in (0..tokens).step_by(TILE_ROWS) {
+            let v: [__m512i; TILE_ROWS] = std::array::from_fn(|i| {
+                let at = (i0 + i.min(n - 1)) * tpad + t0;
+                // SAFETY: row i0 + i < nr of sums, 16 floats at a multiple of 16 below tpad.
+                unsafe { _mm512_castps_si512(_mm512_loadu_ps(sums[at..at + TILE_ROWS].as_ptr())) }
+            });
+            for (t, row) in transpose16(v).into_iter().enumerate() {
+                if t0 + t < tokens {
+                    // SAFETY: token t0 + t < tokens, rows r0 + i0 .. + n inside row r0..r0 + nr.
+                    unsafe {
+                        let at = y.at((t0 + t) * rows + r0 + i0);
+                        _mm512_mask_storeu_ps(at, keep, _mm512_castsi512_ps(row));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 16×16 dword transpose: lane i of result j is dword j of `r[i]`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+    let mut t = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4i + m], 128-bit lane L: rows 4i..4i+4 at dword 4L + m.
+    let mut u = [_mm512_setzero_si512(); 16];
+    for i in 0..4 {
+        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    // A 4×4 transpose of 128-bit lanes for each m.
+    let mut o = [_mm512_setzero_si512(); 16];
+    for m in 0..4 {
+        let v0 = _mm512_shuffle_i32x4::<0x44>(u[m], u[4 + m]);
+        let v1 = _mm512_shuffle_i32x4::<0xee>(u[m], u[4 + m]);
+        let v2 = _mm512_shuffle_i32x4::<0x44>(u[8 + m], u[12 + m]);
+        let v3 = _mm512_shuffle_i32x4::<0xee>(u[8 + m], u[12 + m]);
+        o[m] = _mm512_shuffle_i32x4::<0x88>(v0, v2);
+        o[4 + m] = _mm512_shuffle_i32x4::<0xdd>(v0, v2);
+        o[8 + m] = _mm512_shuffle_i32x4::<0x88>(v1, v3);
+        o[12 + m] = _mm512_shuffle_i32x4::<0xdd>(v1, v3);
+    }
+    o
 }

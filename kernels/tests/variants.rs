@@ -191,7 +191,8 @@ fn many_token_products_equal_the_reference() {
         for f in FORMATS {
             let name = f.info().name;
             let mut shapes = vec![(96, 768)];
-            if name == "tq2_0" {
+            // The AMX kernels' partial 16-row panels.
+            if name == "tq2_0" || name == "i2_s" {
                 shapes.push((37, 512));
             }
             for (rows, cols) in shapes {

@@ -14,6 +14,8 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 use bytes::Bytes;
@@ -164,6 +166,7 @@ impl WeightFormat for I2S {
     fn isas(&self) -> Vec<Isa> {
         std::iter::once(Isa::Scalar)
             .chain(SIMD_VARIANTS.iter().map(|&(isa, _)| isa))
+            .chain(cfg!(target_arch = "x86_64").then_some(Isa::Amx))
             .collect()
     }
 
@@ -175,19 +178,30 @@ impl WeightFormat for I2S {
         isa: Isa,
     ) -> Result<Box<dyn MatMul>, KernelError> {
         check_isa(self, isa)?;
+        // AMX wraps the AVX-512 VNNI row kernel, which takes products of fewer than 16 tokens.
+        let row_isa = if isa == Isa::Amx {
+            Isa::Avx512Vnni
+        } else {
+            isa
+        };
         let scale = scale(&packed, rows, cols)?;
         let dot = SIMD_VARIANTS
             .iter()
-            .find(|&&(i, _)| i == isa)
+            .find(|&&(i, _)| i == row_isa)
             .map_or(scalar_row as I2sRowDot, |&(_, f)| f);
-        Ok(Box::new(I2sKernel {
+        let kernel = I2sKernel {
             codes: packed.slice(..rows * cols / 4),
             rows,
             cols,
             scale,
-            isa,
+            isa: row_isa,
             dot,
-        }))
+        };
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Amx {
+            return Ok(amx::wrap(kernel));
+        }
+        Ok(Box::new(kernel))
     }
 }
 

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use super::{BlockTq2_0, Tq2_0};
 use crate::activations::q8_k::{BlockQ8K, Q8K, QK_K};
 use crate::activations::BlockActivation;
-use crate::amx::{self, TILE_ROWS, TILE_ROW_BYTES};
+use crate::amx::{self, store_transposed, transpose16, OutPtr, TILE_ROWS, TILE_ROW_BYTES};
 use crate::cpu::Isa;
 use crate::formats::{check_finite, check_len, BlockFormat, BlockKernel, FormatInfo};
 use crate::matmul::MatMul;
@@ -47,24 +47,6 @@ pub(super) fn wrap(inner: BlockKernel<Tq2_0>) -> Box<dyn MatMul> {
 struct Tq2_0Amx {
     /// The AVX-512 VNNI kernel: few-token products and the weights themselves.
     inner: BlockKernel<Tq2_0>,
-}
-
-/// The output, shared by the panel tasks, each of which writes only its own rows.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-
-// SAFETY: the tasks write disjoint elements (see `matmul`), and the call outlives them.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// # Safety
-    /// `i` must lie inside the output slice.
-    unsafe fn at(self, i: usize) -> *mut f32 {
-        // SAFETY: the caller keeps i in bounds.
-        unsafe { self.0.add(i) }
-    }
 }
 
 /// One call's activations in tile form, for `groups` tiles of 16 tokens.
@@ -216,7 +198,7 @@ fn pack_group(
                 unsafe { _mm512_loadu_si512(blocks[n].qs[64 * c..].as_ptr().cast()) }
             });
             let at = (b * CHUNKS + c) * TILE;
-            tiles[at..at + TILE].copy_from_slice(&super::x86::transpose16(v));
+            tiles[at..at + TILE].copy_from_slice(&transpose16(v));
         }
         let s: [i32; TILE] =
             std::array::from_fn(|n| (0..QK_K / 16).map(|i| i32::from(blocks[n].bsum(i))).sum());
@@ -225,45 +207,6 @@ fn pack_group(
         unsafe {
             sums[b] = _mm512_loadu_si512(s.as_ptr().cast());
             scales[b] = _mm512_loadu_ps(d.as_ptr());
-        }
-    }
-}
-
-/// Write `sums` (row i, token t at `sums[i · tpad + t]`, nr rows) into rows `r0..r0 + nr` of
-/// `y` (token t, row r at `y[t · rows + r]`) by 16 × 16 transposes, so both sides move whole
-/// vectors.
-///
-/// # Safety
-/// The CPU must have AVX-512 F; `y` must hold `tokens · rows` floats with `r0 + nr ≤ rows`, and
-/// no one else may touch rows `r0..r0 + nr` of it during the call.
-#[target_feature(enable = "avx512f")]
-unsafe fn store_transposed(
-    sums: &[f32],
-    tpad: usize,
-    nr: usize,
-    tokens: usize,
-    y: OutPtr,
-    rows: usize,
-    r0: usize,
-) {
-    for i0 in (0..nr).step_by(TILE) {
-        let n = TILE.min(nr - i0);
-        let keep: __mmask16 = if n == TILE { !0 } else { (1 << n) - 1 };
-        for t0 in (0..tokens).step_by(TILE) {
-            let v: [__m512i; TILE] = std::array::from_fn(|i| {
-                let at = (i0 + i.min(n - 1)) * tpad + t0;
-                // SAFETY: row i0 + i < nr of sums, 16 floats at a multiple of 16 below tpad.
-                unsafe { _mm512_castps_si512(_mm512_loadu_ps(sums[at..at + TILE].as_ptr())) }
-            });
-            for (t, row) in super::x86::transpose16(v).into_iter().enumerate() {
-                if t0 + t < tokens {
-                    // SAFETY: token t0 + t < tokens, rows r0 + i0 .. + n inside row r0..r0 + nr.
-                    unsafe {
-                        let at = y.at((t0 + t) * rows + r0 + i0);
-                        _mm512_mask_storeu_ps(at, keep, _mm512_castsi512_ps(row));
-                    }
-                }
-            }
         }
     }
 }

@@ -14,6 +14,7 @@ use std::arch::x86_64::*;
 
 use super::BlockTq2_0;
 use crate::activations::q8_k::BlockQ8K;
+use crate::amx::transpose16;
 
 /// Tokens that share one unpacked weight block (their accumulators stay in registers).
 const GROUP: usize = 4;
@@ -582,38 +583,6 @@ fn build_panel(w: &[BlockTq2_0], per_row: usize, nr: usize, nb: usize, panel: &m
         let dw = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(d.as_ptr().cast()) });
         panel.push(_mm512_castps_si512(dw));
     }
-}
-
-/// 16×16 dword transpose: lane i of result j is dword j of `r[i]`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-pub(super) fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
-    let mut t = [_mm512_setzero_si512(); 16];
-    for i in 0..8 {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    // u[4i + m], 128-bit lane L: rows 4i..4i+4 at dword 4L + m.
-    let mut u = [_mm512_setzero_si512(); 16];
-    for i in 0..4 {
-        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    // A 4×4 transpose of 128-bit lanes for each m.
-    let mut o = [_mm512_setzero_si512(); 16];
-    for m in 0..4 {
-        let v0 = _mm512_shuffle_i32x4::<0x44>(u[m], u[4 + m]);
-        let v1 = _mm512_shuffle_i32x4::<0xee>(u[m], u[4 + m]);
-        let v2 = _mm512_shuffle_i32x4::<0x44>(u[8 + m], u[12 + m]);
-        let v3 = _mm512_shuffle_i32x4::<0xee>(u[8 + m], u[12 + m]);
-        o[m] = _mm512_shuffle_i32x4::<0x88>(v0, v2);
-        o[4 + m] = _mm512_shuffle_i32x4::<0xdd>(v0, v2);
-        o[8 + m] = _mm512_shuffle_i32x4::<0x88>(v1, v3);
-        o[12 + m] = _mm512_shuffle_i32x4::<0xdd>(v1, v3);
-    }
-    o
 }
 
 /// Run the tile of the first `N` tokens of `acts` (token `t0 + t` of the call) and write lanes
