@@ -9,14 +9,15 @@
 //! output is then [`super::finish`] of the exact sum, in the same float steps, so it equals the
 //! scalar reference bit for bit.
 
-use std::arch::asm;
 use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
 use super::{I2sKernel, INFO, QK_I2_S};
 use crate::activations::i8_s::{quantize_i8_s, I8sRow};
-use crate::amx::{self, store_transposed, transpose16, OutPtr, TILE_ROWS, TILE_ROW_BYTES};
+use crate::amx::{
+    self, dot1, dot4, store_transposed, transpose16, OutPtr, TILE_ROWS, TILE_ROW_BYTES,
+};
 use crate::cpu::Isa;
 use crate::formats::{check_len, FormatInfo};
 use crate::matmul::MatMul;
@@ -27,9 +28,6 @@ const MIN_TOKENS: usize = 16;
 
 /// Tokens per activation tile, weight rows per panel, vectors per tile.
 const TILE: usize = TILE_ROWS;
-
-/// Bytes of one tile (16 rows of 64).
-const TILE_BYTES: usize = TILE * TILE_ROW_BYTES;
 
 pub(super) fn wrap(inner: I2sKernel) -> Box<dyn MatMul> {
     Box::new(I2sAmx { inner })
@@ -239,89 +237,5 @@ unsafe fn panel_products(
             }
         }
         g += n;
-    }
-}
-
-/// C_j = Σ_chunks A_chunk · B_j,chunk for four token groups: tiles 0–3 accumulate across all of
-/// K, tile 4 holds the weight chunk, tiles 5–7 take turns with the tokens. Stores C_j at
-/// `c + 1 KiB·j`.
-///
-/// # Safety
-/// `a` and each `b[j]` point to `chunks ≥ 1` consecutive 1 KiB tiles, `c` to 4 KiB of writable
-/// memory, and the tiles are configured as 16 rows × 64 bytes.
-#[inline]
-unsafe fn dot4(a: *const __m512i, b: [*const __m512i; 4], chunks: usize, c: *mut __m512i) {
-    // SAFETY: as the caller vouches; only tile registers, the named registers and memory.
-    unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            "2:",
-            "tileloadd tmm4, [{a} + {s}]",
-            "tileloadd tmm5, [{b0} + {s}]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "tileloadd tmm6, [{b1} + {s}]",
-            "tdpbusd tmm1, tmm4, tmm6",
-            "tileloadd tmm7, [{b2} + {s}]",
-            "tdpbusd tmm2, tmm4, tmm7",
-            "tileloadd tmm5, [{b3} + {s}]",
-            "tdpbusd tmm3, tmm4, tmm5",
-            "add {a}, {t}",
-            "add {b0}, {t}",
-            "add {b1}, {t}",
-            "add {b2}, {t}",
-            "add {b3}, {t}",
-            "dec {n}",
-            "jnz 2b",
-            "tilestored [{c} + {s}], tmm0",
-            "add {c}, {t}",
-            "tilestored [{c} + {s}], tmm1",
-            "add {c}, {t}",
-            "tilestored [{c} + {s}], tmm2",
-            "add {c}, {t}",
-            "tilestored [{c} + {s}], tmm3",
-            a = inout(reg) a => _,
-            b0 = inout(reg) b[0] => _,
-            b1 = inout(reg) b[1] => _,
-            b2 = inout(reg) b[2] => _,
-            b3 = inout(reg) b[3] => _,
-            c = inout(reg) c => _,
-            n = inout(reg) chunks => _,
-            s = in(reg) TILE_ROW_BYTES,
-            t = in(reg) TILE_BYTES,
-            options(nostack),
-        );
-    }
-}
-
-/// [`dot4`] for one token group: C = Σ_chunks A_chunk · B_chunk, stored at `c`.
-///
-/// # Safety
-/// As [`dot4`], with one `b` and 1 KiB at `c`.
-#[inline]
-unsafe fn dot1(a: *const __m512i, b: *const __m512i, chunks: usize, c: *mut __m512i) {
-    // SAFETY: as the caller vouches; only tile registers, the named registers and memory.
-    unsafe {
-        asm!(
-            "tilezero tmm0",
-            "2:",
-            "tileloadd tmm4, [{a} + {s}]",
-            "tileloadd tmm5, [{b} + {s}]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "add {a}, {t}",
-            "add {b}, {t}",
-            "dec {n}",
-            "jnz 2b",
-            "tilestored [{c} + {s}], tmm0",
-            a = inout(reg) a => _,
-            b = inout(reg) b => _,
-            n = inout(reg) chunks => _,
-            c = in(reg) c,
-            s = in(reg) TILE_ROW_BYTES,
-            t = in(reg) TILE_BYTES,
-            options(nostack),
-        );
     }
 }

@@ -12,7 +12,6 @@
 //! and is scaled and added in the scalar reference's order (`sum += sumi · (d_a · d_w)`, block
 //! after block), so every output equals [`super::dot_tq2_0_q8_k`] bit for bit.
 
-use std::arch::asm;
 use std::arch::x86_64::*;
 use std::cell::Cell;
 
@@ -22,7 +21,9 @@ use rayon::prelude::*;
 use super::{BlockTq2_0, Tq2_0};
 use crate::activations::q8_k::{BlockQ8K, Q8K, QK_K};
 use crate::activations::BlockActivation;
-use crate::amx::{self, store_transposed, transpose16, OutPtr, TILE_ROWS, TILE_ROW_BYTES};
+use crate::amx::{
+    self, dot1, dot4, store_transposed, transpose16, OutPtr, TILE_ROWS, TILE_ROW_BYTES,
+};
 use crate::cpu::Isa;
 use crate::formats::{check_finite, check_len, BlockFormat, BlockKernel, FormatInfo};
 use crate::matmul::MatMul;
@@ -282,9 +283,9 @@ unsafe fn panels(w: &[BlockTq2_0], nb: usize, nr: usize, acts: &PackedActs, out:
                     unsafe {
                         if n == 4 {
                             let t = [0, 1, 2, 3].map(|j| tiles(g + j, b));
-                            dot4(a.as_ptr(), t, c.as_mut_ptr());
+                            dot4(a.as_ptr(), t, CHUNKS, c.as_mut_ptr());
                         } else {
-                            dot1(a.as_ptr(), tiles(g, b), c.as_mut_ptr());
+                            dot1(a.as_ptr(), tiles(g, b), CHUNKS, c.as_mut_ptr());
                         }
                     }
                     for j in 0..n {
@@ -310,104 +311,5 @@ unsafe fn panels(w: &[BlockTq2_0], nb: usize, nr: usize, acts: &PackedActs, out:
                 }
             }
         }
-    }
-}
-
-/// C_j = Σ_chunks A_chunk · B_j,chunk for four activation groups j: tiles 0–3 accumulate, tile 4
-/// holds the weight chunk, tiles 5–7 take turns with the activations. Stores C_j at `c + 1 KiB·j`.
-///
-/// # Safety
-/// `a` and each `b[j]` point to four consecutive 1 KiB tiles, `c` to 4 KiB of writable memory,
-/// and the tiles are configured as 16 rows × 64 bytes.
-#[inline]
-unsafe fn dot4(a: *const __m512i, b: [*const __m512i; 4], c: *mut __m512i) {
-    // SAFETY: as the caller vouches; only tile registers and the named memory are touched.
-    unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            "tileloadd tmm4, [{a} + {s} + 0]",
-            "tileloadd tmm5, [{b0} + {s} + 0]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "tileloadd tmm6, [{b1} + {s} + 0]",
-            "tdpbusd tmm1, tmm4, tmm6",
-            "tileloadd tmm7, [{b2} + {s} + 0]",
-            "tdpbusd tmm2, tmm4, tmm7",
-            "tileloadd tmm5, [{b3} + {s} + 0]",
-            "tdpbusd tmm3, tmm4, tmm5",
-            "tileloadd tmm4, [{a} + {s} + 1024]",
-            "tileloadd tmm5, [{b0} + {s} + 1024]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "tileloadd tmm6, [{b1} + {s} + 1024]",
-            "tdpbusd tmm1, tmm4, tmm6",
-            "tileloadd tmm7, [{b2} + {s} + 1024]",
-            "tdpbusd tmm2, tmm4, tmm7",
-            "tileloadd tmm5, [{b3} + {s} + 1024]",
-            "tdpbusd tmm3, tmm4, tmm5",
-            "tileloadd tmm4, [{a} + {s} + 2048]",
-            "tileloadd tmm5, [{b0} + {s} + 2048]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "tileloadd tmm6, [{b1} + {s} + 2048]",
-            "tdpbusd tmm1, tmm4, tmm6",
-            "tileloadd tmm7, [{b2} + {s} + 2048]",
-            "tdpbusd tmm2, tmm4, tmm7",
-            "tileloadd tmm5, [{b3} + {s} + 2048]",
-            "tdpbusd tmm3, tmm4, tmm5",
-            "tileloadd tmm4, [{a} + {s} + 3072]",
-            "tileloadd tmm5, [{b0} + {s} + 3072]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "tileloadd tmm6, [{b1} + {s} + 3072]",
-            "tdpbusd tmm1, tmm4, tmm6",
-            "tileloadd tmm7, [{b2} + {s} + 3072]",
-            "tdpbusd tmm2, tmm4, tmm7",
-            "tileloadd tmm5, [{b3} + {s} + 3072]",
-            "tdpbusd tmm3, tmm4, tmm5",
-            "tilestored [{c} + {s} + 0], tmm0",
-            "tilestored [{c} + {s} + 1024], tmm1",
-            "tilestored [{c} + {s} + 2048], tmm2",
-            "tilestored [{c} + {s} + 3072], tmm3",
-            a = in(reg) a,
-            b0 = in(reg) b[0],
-            b1 = in(reg) b[1],
-            b2 = in(reg) b[2],
-            b3 = in(reg) b[3],
-            c = in(reg) c,
-            s = in(reg) TILE_ROW_BYTES,
-            options(nostack),
-        );
-    }
-}
-
-/// [`dot4`] for one activation group: C = Σ_chunks A_chunk · B_chunk, stored at `c`.
-///
-/// # Safety
-/// As [`dot4`], with one `b` and 1 KiB at `c`.
-#[inline]
-unsafe fn dot1(a: *const __m512i, b: *const __m512i, c: *mut __m512i) {
-    // SAFETY: as the caller vouches; only tile registers and the named memory are touched.
-    unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tileloadd tmm4, [{a} + {s} + 0]",
-            "tileloadd tmm5, [{b} + {s} + 0]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "tileloadd tmm6, [{a} + {s} + 1024]",
-            "tileloadd tmm7, [{b} + {s} + 1024]",
-            "tdpbusd tmm0, tmm6, tmm7",
-            "tileloadd tmm4, [{a} + {s} + 2048]",
-            "tileloadd tmm5, [{b} + {s} + 2048]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "tileloadd tmm6, [{a} + {s} + 3072]",
-            "tileloadd tmm7, [{b} + {s} + 3072]",
-            "tdpbusd tmm0, tmm6, tmm7",
-            "tilestored [{c} + {s} + 0], tmm0",
-            a = in(reg) a,
-            b = in(reg) b,
-            c = in(reg) c,
-            s = in(reg) TILE_ROW_BYTES,
-            options(nostack),
-        );
     }
 }
