@@ -368,8 +368,6 @@ pub struct Gguf {
     /// Whether type ids 36..=39 were read with bitnet.cpp's meaning.
     pub bitnet_fork_types: bool,
     bytes: Arc<Bytes>,
-    /// The same bytes, shareable with backends that read weights in place.
-    shared: kernels::Bytes,
 }
 
 struct Cursor<'a> {
@@ -538,7 +536,6 @@ impl Gguf {
                 alignment: h.alignment,
                 data_offset: h.data_offset,
                 bitnet_fork_types: h.fork,
-                shared: kernels::Bytes::from_owner(Shared(bytes.clone())),
                 bytes,
             }),
             Err(kind) => Err(GgufError { file: path, kind }),
@@ -568,7 +565,9 @@ impl Gguf {
     pub fn shared(&self, t: &TensorInfo) -> kernels::Bytes {
         let start = self.data_offset + t.offset as usize;
         match start.checked_add(t.bytes) {
-            Some(end) if end <= self.shared.len() => self.shared.slice(start..end),
+            Some(end) if end <= self.bytes.len() => {
+                kernels::Bytes::from_owner(Shared(self.bytes.clone())).slice(start..end)
+            }
             _ => kernels::Bytes::new(),
         }
     }

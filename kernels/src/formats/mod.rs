@@ -185,8 +185,8 @@ pub struct BlockKernel<F: BlockFormat> {
 }
 
 impl<F: BlockFormat> BlockKernel<F> {
-    /// The weights as blocks. Blocks are byte arrays (alignment 1) and `block_kernel` cut
-    /// `packed` to a whole number of them, so the cast cannot fail.
+    /// The weights as blocks. Blocks are byte arrays (alignment 1) and `block_kernel` checked
+    /// that `packed` is a whole number of them, so the cast cannot fail.
     pub(crate) fn blocks(&self) -> &[F::Block] {
         bytemuck::try_cast_slice(&self.packed).unwrap_or_default()
     }
@@ -417,30 +417,28 @@ fn block_kernel<F: BlockFormat>(
     cols: usize,
     isa: Isa,
 ) -> Result<BlockKernel<F>, KernelError> {
-    {
-        let per_row = blocks_in_row(F::INFO.name, cols, F::INFO.block_size)?;
-        let len = as_blocks::<F>(&packed, rows * per_row)?.len() * F::INFO.block_bytes;
-        let packed = packed.slice(..len);
-        let dot = F::simd_variants()
-            .iter()
-            .find(|&&(i, _)| i == isa)
-            .map_or(scalar_row::<F> as RowDot<F>, |&(_, f)| f);
-        let multi = F::multi_row_variants()
-            .iter()
-            .find(|&&(i, _)| i == isa)
-            .and_then(|&(_, f)| {
-                let n = ROWS_PER_CALL
-                    .into_iter()
-                    .find(|n| rows.is_multiple_of(*n))?;
-                Some((f, n))
-            });
-        Ok(BlockKernel::<F> {
-            packed,
-            rows,
-            cols,
-            isa,
-            dot,
-            multi,
-        })
-    }
+    let per_row = blocks_in_row(F::INFO.name, cols, F::INFO.block_size)?;
+    // Exactly rows · per_row blocks, which `BlockKernel::blocks` relies on.
+    as_blocks::<F>(&packed, rows * per_row)?;
+    let dot = F::simd_variants()
+        .iter()
+        .find(|&&(i, _)| i == isa)
+        .map_or(scalar_row::<F> as RowDot<F>, |&(_, f)| f);
+    let multi = F::multi_row_variants()
+        .iter()
+        .find(|&&(i, _)| i == isa)
+        .and_then(|&(_, f)| {
+            let n = ROWS_PER_CALL
+                .into_iter()
+                .find(|n| rows.is_multiple_of(*n))?;
+            Some((f, n))
+        });
+    Ok(BlockKernel::<F> {
+        packed,
+        rows,
+        cols,
+        isa,
+        dot,
+        multi,
+    })
 }
