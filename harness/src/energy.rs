@@ -14,6 +14,10 @@ use crate::stats::Summary;
 /// Below this coverage of a timed window, J/token is withheld: it would undercount.
 pub const MIN_COVERAGE: f64 = 0.9;
 
+/// A window must span this many updates of its probe, or J/token is withheld: a reading at a mark
+/// can be one update stale, so a shorter window's energy could be off by more than a tenth.
+pub const MIN_UPDATES_PER_WINDOW: f64 = 10.0;
+
 /// How to measure energy.
 #[derive(Debug, Clone)]
 pub struct EnergyOptions {
@@ -81,7 +85,8 @@ pub struct PhaseEnergy {
     pub net_j: Option<f64>,
     pub avg_power_w: f64,
     /// Median over windows of (net, else gross) joules per token; withheld when a window's
-    /// coverage is below [`MIN_COVERAGE`] or net energy is not above idle.
+    /// coverage is below [`MIN_COVERAGE`], a window spans fewer than [`MIN_UPDATES_PER_WINDOW`]
+    /// updates of the probe, or net energy is not above idle.
     pub j_per_token: Option<f64>,
     pub j_per_token_ci95: Option<[f64; 2]>,
     /// Worst coverage of any window.
@@ -146,6 +151,17 @@ impl Session {
 
     pub fn idle(&self) -> Option<&Idle> {
         self.idle.as_ref()
+    }
+
+    /// The shortest window whose J/token is reported: [`MIN_UPDATES_PER_WINDOW`] updates of the
+    /// probe (zero when its update period is unknown or there is no probe).
+    pub fn min_window(&self) -> Duration {
+        self.meter
+            .as_ref()
+            .and_then(|m| m.info().update_period)
+            .map_or(Duration::ZERO, |t| {
+                Duration::from_secs_f64(t.0.max(0.0) * MIN_UPDATES_PER_WINDOW)
+            })
     }
 
     /// Marks now on the meter's clock (reading a live probe), if there is a meter.
@@ -214,7 +230,7 @@ impl Session {
                 .zip(&energies)
                 .filter(|(w, _)| w.phase == p)
                 .collect();
-            phase_energy(&cut, idle, &mut notes)
+            phase_energy(&cut, idle, info.update_period, &mut notes)
         };
         let prefill = phase(Phase::Prefill);
         let decode = phase(Phase::Decode);
@@ -243,6 +259,7 @@ impl Session {
 fn phase_energy(
     cut: &[(&Window, &WindowEnergy)],
     idle: Option<power::Watts>,
+    update_period: Option<power::Seconds>,
     notes: &mut Vec<String>,
 ) -> Option<PhaseEnergy> {
     if cut.is_empty() {
@@ -264,6 +281,20 @@ fn phase_energy(
         notes.push(format!(
             "{phase:?}: probe readings cover only {:.0}% of a timed window; J/token withheld",
             coverage * 100.0
+        ));
+        usable = false;
+    }
+    let shortest = cut
+        .iter()
+        .map(|(_, e)| e.duration_s.0)
+        .fold(f64::INFINITY, f64::min);
+    if let Some(t) = update_period.filter(|t| shortest < MIN_UPDATES_PER_WINDOW * t.0) {
+        notes.push(format!(
+            "{phase:?}: a window lasted {:.1} ms, fewer than {MIN_UPDATES_PER_WINDOW} updates of \
+             the probe (one every {:.1} ms), so its energy could be off by more than a tenth; \
+             J/token withheld (time more tokens)",
+            shortest * 1e3,
+            t.0 * 1e3
         ));
         usable = false;
     }
@@ -434,4 +465,68 @@ pub fn probes_table(root: &std::path::Path) -> (String, serde_json::Value) {
     text += "also: ptd://HOST:PORT (SPEC PTDaemon meter), csv:FILE[@START_UNIX] (meter log), \
              estimate:TDP_WATTS (an estimate, labelled so)\n";
     (text, serde_json::Value::Array(json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use power::{Joules, Seconds};
+
+    /// A decode window of `ms` milliseconds that used 10 W over `tokens` tokens.
+    fn window(ms: f64, tokens: u64) -> (Window, WindowEnergy) {
+        let s = ms / 1e3;
+        let w = Window {
+            phase: Phase::Decode,
+            from: Mark { t: Seconds(1.0) },
+            to: Mark {
+                t: Seconds(1.0 + s),
+            },
+            tokens,
+        };
+        let e = WindowEnergy {
+            duration_s: Seconds(s),
+            domains: Vec::new(),
+            energy_j: Joules(10.0 * s),
+            coverage: 1.0,
+            largest_gap_s: Seconds(0.0),
+            samples: 2,
+            anomalies: Vec::new(),
+        };
+        (w, e)
+    }
+
+    fn phase(ms: &[f64], update: Option<f64>) -> (PhaseEnergy, Vec<String>) {
+        let windows: Vec<_> = ms.iter().map(|&ms| window(ms, 8)).collect();
+        let cut: Vec<_> = windows.iter().map(|(w, e)| (w, e)).collect();
+        let mut notes = Vec::new();
+        let p = phase_energy(&cut, None, update.map(Seconds), &mut notes).unwrap();
+        (p, notes)
+    }
+
+    #[test]
+    fn a_window_shorter_than_ten_probe_updates_withholds_j_per_token() {
+        let (p, notes) = phase(&[40.0, 9.5, 40.0], Some(1e-3));
+        assert_eq!(p.j_per_token, None);
+        assert_eq!(p.j_per_token_ci95, None);
+        assert!((p.gross_j - 0.895).abs() < 1e-12, "{p:?}");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("9.5 ms") && notes[0].contains("withheld"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn windows_of_ten_updates_or_more_give_j_per_token() {
+        for update in [Some(1e-3), None] {
+            let (p, notes) = phase(&[10.0, 20.0, 40.0], update);
+            assert!(notes.is_empty(), "{notes:?}");
+            // 10 W over 20 ms is 0.2 J, over 8 tokens: the median window's 25 mJ/token.
+            let j = p.j_per_token.unwrap();
+            assert!((j - 0.025).abs() < 1e-12, "{p:?}");
+        }
+        // A slow probe (one update a second, as Android's battery) needs ten-second windows.
+        let (p, _) = phase(&[5_000.0, 5_000.0], Some(1.0));
+        assert_eq!(p.j_per_token, None);
+    }
 }

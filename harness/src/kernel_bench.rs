@@ -62,7 +62,8 @@ pub struct Options {
     pub energy: Option<std::sync::Arc<crate::energy::Session>>,
 }
 
-/// Length of a case's energy pass: at least 50 updates of a 1 ms RAPL counter, and many calls.
+/// Length of a case's energy pass: 500 updates of a 1 ms RAPL counter, and many calls. A slower
+/// probe gets twice its shortest reportable window (`Session::min_window`).
 pub const ENERGY_PASS_SECONDS: f64 = 0.5;
 
 impl Default for Options {
@@ -232,8 +233,9 @@ pub fn fill_record(k: &KernelRecord, r: &mut reports::Record) {
     r.warnings.extend(k.warnings.iter().cloned());
     if let Some(e) = &k.energy {
         crate::suite::fill_energy(r, e, e.decode.as_ref());
+        let seconds = e.decode.as_ref().map_or(0.0, |p| p.duration_s);
         r.warnings.push(format!(
-            "energy from a separate {ENERGY_PASS_SECONDS} s pass of this case alone (J per call and activation column), not from the timed samples"
+            "energy from a separate {seconds:.2} s pass of this case alone (J per call and activation column), not from the timed samples"
         ));
     }
 }
@@ -455,10 +457,11 @@ fn energy_pass(
     let mut rng = SplitMix64(7);
     let x: Vec<f32> = (0..tokens * k).map(|_| rng.unit()).collect();
     let mut y = vec![0.0f32; tokens * m];
+    let seconds = ENERGY_PASS_SECONDS.max(2.0 * session.min_window().as_secs_f64());
     let from = session.mark()?;
     let start = Instant::now();
     let mut calls = 0u64;
-    while start.elapsed().as_secs_f64() < ENERGY_PASS_SECONDS {
+    while start.elapsed().as_secs_f64() < seconds {
         first.matmul(&x, tokens, &mut y).ok()?;
         calls += 1;
     }

@@ -117,7 +117,8 @@ fn plan(suite: Suite, all_threads: usize) -> Plan {
                 // TL tilings exist for the released models' shapes only, not for this dummy.
                 presets: vec!["bitnet-dummy-125m"],
                 formats: vec!["tq2_0", "i2_s", "f16", "q4_0"],
-                prompt: 16,
+                // Windows of tens of milliseconds, so a 1 ms RAPL counter can give J/token.
+                prompt: 32,
                 generate: 8,
                 rounds: 2,
                 threads: vec![all_threads],
