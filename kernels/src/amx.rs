@@ -47,36 +47,57 @@ fn os_grants_tiles() -> bool {
     false
 }
 
-/// A palette-1 tile configuration (the 64-byte `ldtilecfg` operand) with tiles 0..8 all
-/// [`TILE_ROWS`] × [`TILE_ROW_BYTES`].
+/// A palette-1 tile configuration (the 64-byte `ldtilecfg` operand) for tiles 0..8.
 #[repr(C, align(64))]
-struct TileConfig([u8; 64]);
+pub struct TileConfig([u8; 64]);
 
 impl TileConfig {
-    const fn full() -> Self {
+    /// Tiles 0..4 (results) 16 × 64 bytes; tile 4 (the A operand) 16 rows of `a_row_bytes`;
+    /// tiles 5..8 (B operands) `a_row_bytes / 4` rows of 64 bytes, so that `tdpbusd` sums
+    /// K = `a_row_bytes` bytes per instruction.
+    const fn with_k(a_row_bytes: usize) -> Self {
         let mut c = [0u8; 64];
         c[0] = 1;
         let mut t = 0;
         while t < 8 {
+            let (row_bytes, rows) = match t {
+                4 => (a_row_bytes, TILE_ROWS),
+                5..=7 => (TILE_ROW_BYTES, a_row_bytes / 4),
+                _ => (TILE_ROW_BYTES, TILE_ROWS),
+            };
             // Bytes 16.. hold each tile's row width (u16 LE), bytes 48.. its row count.
-            c[16 + 2 * t] = TILE_ROW_BYTES as u8;
-            c[48 + t] = TILE_ROWS as u8;
+            c[16 + 2 * t] = row_bytes as u8;
+            c[48 + t] = rows as u8;
             t += 1;
         }
         TileConfig(c)
     }
 }
 
-static FULL: TileConfig = TileConfig::full();
+/// Every tile 16 × 64 bytes: K = 64 per `tdpbusd`.
+pub static FULL: TileConfig = TileConfig::with_k(TILE_ROW_BYTES);
 
-/// Configure this thread's eight tiles as 16 × 64 bytes each, run `f`, and release the tile
-/// state again (so the kernel need not save 8 KiB per context switch while we are not using it).
+/// K = 32 per `tdpbusd` (one 32-weight block of Q4_0/Q8_0): A tiles 16 × 32, B tiles 8 × 64.
+pub static K32: TileConfig = TileConfig::with_k(32);
+
+/// Configure this thread's eight tiles as [`FULL`], run `f`, and release the tile state again
+/// (so the kernel need not save 8 KiB per context switch while we are not using it).
 ///
 /// # Safety
 /// [`available`] must have returned true.
 pub unsafe fn with_tiles<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: the caller vouches for AMX; FULL is a valid palette-1 configuration, 64-byte aligned.
-    unsafe { asm!("ldtilecfg [{}]", in(reg) FULL.0.as_ptr(), options(nostack, readonly)) };
+    // SAFETY: as the caller vouches.
+    unsafe { with_config(&FULL, f) }
+}
+
+/// [`with_tiles`] with the tile shapes of `config`.
+///
+/// # Safety
+/// [`available`] must have returned true.
+pub unsafe fn with_config<R>(config: &TileConfig, f: impl FnOnce() -> R) -> R {
+    // SAFETY: the caller vouches for AMX; a TileConfig is a valid palette-1 configuration,
+    // 64-byte aligned.
+    unsafe { asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly)) };
     let r = f();
     // SAFETY: as above; tilerelease only resets the tile state this thread configured.
     unsafe { asm!("tilerelease", options(nostack, nomem)) };
@@ -175,91 +196,104 @@ pub(crate) fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
 /// Bytes of one tile (16 rows of 64).
 const TILE_BYTES: usize = TILE_ROWS * TILE_ROW_BYTES;
 
-/// C_j = Σ_chunks A_chunk · B_j,chunk for four column tiles B_j: tiles 0–3 accumulate over
-/// every chunk, tile 4 holds the weight chunk, tiles 5–7 take turns with the tokens. Stores C_j at
-/// `c + 1 KiB·j`.
-///
-/// # Safety
-/// `a` and each `b[j]` point to `chunks ≥ 1` consecutive 1 KiB tiles, `c` to 4 KiB of writable
-/// memory, and the tiles are configured as 16 rows × 64 bytes.
-#[inline]
-pub(crate) unsafe fn dot4(
-    a: *const __m512i,
-    b: [*const __m512i; 4],
-    chunks: usize,
-    c: *mut __m512i,
-) {
-    // SAFETY: as the caller vouches; only tile registers, the named registers and memory.
-    unsafe {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            "2:",
-            "tileloadd tmm4, [{a} + {s}]",
-            "tileloadd tmm5, [{b0} + {s}]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "tileloadd tmm6, [{b1} + {s}]",
-            "tdpbusd tmm1, tmm4, tmm6",
-            "tileloadd tmm7, [{b2} + {s}]",
-            "tdpbusd tmm2, tmm4, tmm7",
-            "tileloadd tmm5, [{b3} + {s}]",
-            "tdpbusd tmm3, tmm4, tmm5",
-            "add {a}, {t}",
-            "add {b0}, {t}",
-            "add {b1}, {t}",
-            "add {b2}, {t}",
-            "add {b3}, {t}",
-            "dec {n}",
-            "jnz 2b",
-            "tilestored [{c} + {s}], tmm0",
-            "add {c}, {t}",
-            "tilestored [{c} + {s}], tmm1",
-            "add {c}, {t}",
-            "tilestored [{c} + {s}], tmm2",
-            "add {c}, {t}",
-            "tilestored [{c} + {s}], tmm3",
-            a = inout(reg) a => _,
-            b0 = inout(reg) b[0] => _,
-            b1 = inout(reg) b[1] => _,
-            b2 = inout(reg) b[2] => _,
-            b3 = inout(reg) b[3] => _,
-            c = inout(reg) c => _,
-            n = inout(reg) chunks => _,
-            s = in(reg) TILE_ROW_BYTES,
-            t = in(reg) TILE_BYTES,
-            options(nostack),
-        );
-    }
+macro_rules! tile_dots {
+    ($dot4:ident, $dot1:ident, $op:literal, $signs:literal) => {
+        #[doc = concat!("C_j = Σ_chunks A_chunk · B_j,chunk (`", $op, "`: ", $signs, ") for four")]
+        /// column tiles B_j: tiles 0–3 accumulate over every chunk, tile 4 holds the weight chunk,
+        /// tiles 5–7 take turns with the tokens. Stores C_j at `c + 1 KiB·j`. Every tile row is
+        /// 64 bytes apart in memory, whatever the configured widths.
+        ///
+        /// # Safety
+        /// `a` and each `b[j]` point to `chunks ≥ 1` consecutive 1 KiB tiles, `c` to 4 KiB of
+        /// writable memory, and the tiles are configured by [`with_config`].
+        #[inline]
+        pub(crate) unsafe fn $dot4(
+            a: *const __m512i,
+            b: [*const __m512i; 4],
+            chunks: usize,
+            c: *mut __m512i,
+        ) {
+            // SAFETY: as the caller vouches; only tile registers, the named registers and memory.
+            unsafe {
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    "2:",
+                    "tileloadd tmm4, [{a} + {s}]",
+                    "tileloadd tmm5, [{b0} + {s}]",
+                    concat!($op, " tmm0, tmm4, tmm5"),
+                    "tileloadd tmm6, [{b1} + {s}]",
+                    concat!($op, " tmm1, tmm4, tmm6"),
+                    "tileloadd tmm7, [{b2} + {s}]",
+                    concat!($op, " tmm2, tmm4, tmm7"),
+                    "tileloadd tmm5, [{b3} + {s}]",
+                    concat!($op, " tmm3, tmm4, tmm5"),
+                    "add {a}, {t}",
+                    "add {b0}, {t}",
+                    "add {b1}, {t}",
+                    "add {b2}, {t}",
+                    "add {b3}, {t}",
+                    "dec {n}",
+                    "jnz 2b",
+                    "tilestored [{c} + {s}], tmm0",
+                    "add {c}, {t}",
+                    "tilestored [{c} + {s}], tmm1",
+                    "add {c}, {t}",
+                    "tilestored [{c} + {s}], tmm2",
+                    "add {c}, {t}",
+                    "tilestored [{c} + {s}], tmm3",
+                    a = inout(reg) a => _,
+                    b0 = inout(reg) b[0] => _,
+                    b1 = inout(reg) b[1] => _,
+                    b2 = inout(reg) b[2] => _,
+                    b3 = inout(reg) b[3] => _,
+                    c = inout(reg) c => _,
+                    n = inout(reg) chunks => _,
+                    s = in(reg) TILE_ROW_BYTES,
+                    t = in(reg) TILE_BYTES,
+                    options(nostack),
+                );
+            }
+        }
+
+        #[doc = concat!("[`", stringify!($dot4), "`] for one column tile: C = Σ_chunks A_chunk · B_chunk, stored at `c`.")]
+        ///
+        /// # Safety
+        #[doc = concat!("As [`", stringify!($dot4), "`], with one `b` and 1 KiB at `c`.")]
+        #[inline]
+        pub(crate) unsafe fn $dot1(
+            a: *const __m512i,
+            b: *const __m512i,
+            chunks: usize,
+            c: *mut __m512i,
+        ) {
+            // SAFETY: as the caller vouches; only tile registers, the named registers and memory.
+            unsafe {
+                asm!(
+                    "tilezero tmm0",
+                    "2:",
+                    "tileloadd tmm4, [{a} + {s}]",
+                    "tileloadd tmm5, [{b} + {s}]",
+                    concat!($op, " tmm0, tmm4, tmm5"),
+                    "add {a}, {t}",
+                    "add {b}, {t}",
+                    "dec {n}",
+                    "jnz 2b",
+                    "tilestored [{c} + {s}], tmm0",
+                    a = inout(reg) a => _,
+                    b = inout(reg) b => _,
+                    n = inout(reg) chunks => _,
+                    c = in(reg) c,
+                    s = in(reg) TILE_ROW_BYTES,
+                    t = in(reg) TILE_BYTES,
+                    options(nostack),
+                );
+            }
+        }
+    };
 }
 
-/// [`dot4`] for one column tile: C = Σ_chunks A_chunk · B_chunk, stored at `c`.
-///
-/// # Safety
-/// As [`dot4`], with one `b` and 1 KiB at `c`.
-#[inline]
-pub(crate) unsafe fn dot1(a: *const __m512i, b: *const __m512i, chunks: usize, c: *mut __m512i) {
-    // SAFETY: as the caller vouches; only tile registers, the named registers and memory.
-    unsafe {
-        asm!(
-            "tilezero tmm0",
-            "2:",
-            "tileloadd tmm4, [{a} + {s}]",
-            "tileloadd tmm5, [{b} + {s}]",
-            "tdpbusd tmm0, tmm4, tmm5",
-            "add {a}, {t}",
-            "add {b}, {t}",
-            "dec {n}",
-            "jnz 2b",
-            "tilestored [{c} + {s}], tmm0",
-            a = inout(reg) a => _,
-            b = inout(reg) b => _,
-            n = inout(reg) chunks => _,
-            c = in(reg) c,
-            s = in(reg) TILE_ROW_BYTES,
-            t = in(reg) TILE_BYTES,
-            options(nostack),
-        );
-    }
-}
+tile_dots!(dot4, dot1, "tdpbusd", "unsigned A, signed B");
+tile_dots!(dot4_signed, dot1_signed, "tdpbssd", "signed A and B");

@@ -7,11 +7,13 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{BlockFormat, FormatInfo, Origin, RowDot};
+use super::{BlockFormat, FormatInfo, Origin, RowDot, WholeMatMul};
 use crate::activations::q8_0::{BlockQ8_0, Q8_0};
 use crate::activations::F16Bytes;
 use crate::cpu::Isa;
@@ -86,6 +88,13 @@ impl BlockFormat for Q4_0 {
 
     fn simd_variants() -> &'static [(Isa, RowDot<Self>)] {
         SIMD_VARIANTS
+    }
+
+    fn whole_variants() -> &'static [(Isa, Isa, WholeMatMul<Self>)] {
+        &[
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Amx, Isa::Avx512Vnni, amx::wrap),
+        ]
     }
 }
 
