@@ -63,6 +63,9 @@ pub trait MatMul: Send + Sync {
     fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<(), KernelError>;
 }
 
+/// Tokens per block of the [token][row] transpose at the end of a many-token product.
+const TRANSPOSE_TOKENS: usize = 16;
+
 impl<K: Kernel> MatMul for K {
     fn info(&self) -> &'static FormatInfo {
         Kernel::info(self)
@@ -130,11 +133,19 @@ impl<K: Kernel> MatMul for K {
             // Kernels write row-major [row][token]; results are [token][row].
             let mut by_row = vec![0.0f32; rows * tokens];
             run(&mut by_row);
-            for (r, row) in by_row.chunks_exact(tokens).enumerate() {
-                for (t, &v) in row.iter().enumerate() {
-                    y[t * rows + r] = v;
-                }
-            }
+            // In blocks of tokens, in parallel: each output row is written in order, 16 streams
+            // at a time (a plain scatter, one token row apart per store, took a fifth of a
+            // 64-token product, on one thread).
+            y.par_chunks_mut(rows * TRANSPOSE_TOKENS)
+                .enumerate()
+                .for_each(|(c, ys)| {
+                    let t0 = c * TRANSPOSE_TOKENS;
+                    for (r, row) in by_row.chunks_exact(tokens).enumerate() {
+                        for (yt, &v) in ys.chunks_exact_mut(rows).zip(&row[t0..]) {
+                            yt[r] = v;
+                        }
+                    }
+                });
         }
         Ok(())
     }
