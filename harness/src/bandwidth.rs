@@ -126,6 +126,69 @@ pub fn measure(resident: Resident, threads: usize, repetitions: usize) -> Bandwi
     }
 }
 
+/// Bytes of the DRAM buffer that one [`Sampler`] read covers. Short reads, like a kernel's
+/// calls, so that a median over many drops the ones a busy host stalled (130 MB reads came out
+/// below the kernels timed between them); the buffer is many LLCs, so a slice is read again
+/// only after the others have evicted it.
+const DRAM_SLICE_BYTES: usize = 8 << 20;
+
+/// One bandwidth sample at a time, read like [`measure`] reads, for interleaving
+/// with timed cases: a shared host's bandwidth drifts (this project's VM read 17 and 31 GB/s a
+/// minute apart), so a fraction of bandwidth is only honest against samples taken alongside.
+pub struct Sampler {
+    buf: Vec<u64>,
+    threads: usize,
+    slice_words: usize,
+    next: usize,
+}
+
+impl Sampler {
+    /// The two readers, as [`measure`] has them: callers keep the faster one's samples.
+    pub const READERS: [usize; 2] = [0, PREFETCH];
+
+    /// A sampler for `probe`'s buffer size, reader and threads.
+    pub fn new(probe: &Bandwidth) -> Sampler {
+        let words = probe.buffer_bytes / 8;
+        let slice_bytes = match probe.resident {
+            Resident::Dram => DRAM_SLICE_BYTES,
+            Resident::Cache => probe.buffer_bytes,
+        };
+        let mut sampler = Sampler {
+            // Distinct values so no page is shared zero-filled memory.
+            buf: (0..words).map(|i| i as u64).collect(),
+            threads: probe.threads.max(1),
+            slice_words: (slice_bytes / 8).clamp(1, words.max(1)),
+            next: 0,
+        };
+        // One untimed pass, as the kernels get: the first reads of fresh pages ran slow.
+        while {
+            sampler.sample(0);
+            sampler.next != 0
+        } {}
+        sampler
+    }
+
+    /// Read the next slice on the current rayon pool, prefetching `prefetch` bytes ahead (one of
+    /// [`Sampler::READERS`]); its bandwidth in GB/s.
+    pub fn sample(&mut self, prefetch: usize) -> f64 {
+        let start = self.next.min(self.buf.len());
+        let end = (start + self.slice_words).min(self.buf.len());
+        self.next = if end >= self.buf.len() { 0 } else { end };
+        let slice = &self.buf[start..end];
+        if slice.is_empty() {
+            return 0.0;
+        }
+        let chunk = slice.len().div_ceil(self.threads);
+        let t = Instant::now();
+        let sum: u64 = slice
+            .par_chunks(chunk)
+            .map(|c| sum_words(c, prefetch))
+            .sum();
+        black_box(sum);
+        (slice.len() * 8) as f64 / t.elapsed().as_secs_f64() / 1e9
+    }
+}
+
 /// Bytes ahead that the prefetching reader asks for.
 const PREFETCH: usize = 4096;
 
@@ -254,6 +317,37 @@ mod tests {
         assert_eq!(sum_scalar(&words), expected);
         assert_eq!(sum_words(&words, 0), expected);
         assert_eq!(sum_words(&words, PREFETCH), expected);
+    }
+
+    /// The sampler walks its slices in turn, wraps at the end, and reports a rate for each.
+    #[test]
+    fn sampler_reads_each_slice_in_turn() {
+        let probe = Bandwidth {
+            resident: Resident::Cache,
+            buffer_bytes: 8 * 1000,
+            threads: 2,
+            reader: reader_name().to_string(),
+            gbps: 0.0,
+            gbps_ci95: [0.0; 2],
+            repetitions: 0,
+        };
+        let mut s = Sampler::new(&probe);
+        assert_eq!(s.slice_words, 1000, "a cache probe reads its whole buffer");
+        let dram = Bandwidth {
+            resident: Resident::Dram,
+            buffer_bytes: 3 * DRAM_SLICE_BYTES + 8 * 100,
+            ..probe
+        };
+        s = Sampler::new(&dram);
+        let slice = DRAM_SLICE_BYTES / 8;
+        let mut starts = Vec::new();
+        for _ in 0..5 {
+            starts.push(s.next);
+            let gbps = s.sample(PREFETCH);
+            assert!(gbps.is_finite() && gbps > 0.0, "{gbps}");
+        }
+        // Three whole slices, a short last one, then the first again.
+        assert_eq!(starts, [0, slice, 2 * slice, 3 * slice, 0]);
     }
 
     #[test]

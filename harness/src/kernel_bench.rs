@@ -305,8 +305,11 @@ pub fn run(
             .num_threads(threads)
             .build()
             .map_err(|e| BenchError::Pool(threads, e.to_string()))?;
+        let mut samplers = Vec::new();
         for &resident in &opts.residents {
-            bandwidths.push(bandwidth::measure(resident, threads, 10));
+            let probe = bandwidth::measure(resident, threads, 10);
+            samplers.push((resident, bandwidth::Sampler::new(&probe)));
+            bandwidths.push(probe);
         }
         // Formats are timed interleaved (A B C A B C ...) per shape, so drift hits all alike.
         for &(m, k) in &opts.shapes {
@@ -326,16 +329,22 @@ pub fn run(
                         .push(pool.install(|| check_output(*f, kernel.as_ref(), packed, tokens))?);
                 }
                 for &resident in &opts.residents {
-                    let bw = bandwidths
+                    let upfront = bandwidths
                         .iter()
                         .rev()
                         .find(|b| b.resident == resident && b.threads == threads)
                         .map_or(0.0, |b| b.gbps);
+                    let sampler = samplers
+                        .iter_mut()
+                        .find(|(r, _)| *r == resident)
+                        .map(|(_, s)| s);
                     let mut cases = Vec::new();
                     for (f, isa, packed, _) in &prepared {
                         let copies = match resident {
                             Resident::Cache => 1,
-                            Resident::Dram => (4 * bandwidth::llc_bytes())
+                            // As many bytes as the probe's DRAM buffer: with less, a large
+                            // LLC kept part of the copies (i2_s read 114% "of DRAM").
+                            Resident::Dram => bandwidth::buffer_bytes(Resident::Dram)
                                 .div_ceil(packed.len().max(1))
                                 .max(2),
                         };
@@ -347,8 +356,10 @@ pub fn run(
                         }
                         cases.push(kernels);
                     }
-                    let all_samples =
-                        pool.install(|| time_interleaved(&cases, tokens, opts, planted));
+                    let (all_samples, probe_gbps) =
+                        pool.install(|| time_interleaved(&cases, tokens, opts, planted, sampler));
+                    // The probe's samples taken between these cases, else the run's first probe.
+                    let bw = probe_gbps.unwrap_or(upfront);
                     let energies: Vec<Option<crate::energy::EnergyReport>> =
                         match opts.energy.as_deref().filter(|s| s.meter().is_some()) {
                             Some(session) => pool.install(|| {
@@ -484,7 +495,12 @@ fn time_interleaved(
     tokens: usize,
     opts: &Options,
     planted: Option<f64>,
-) -> Vec<Vec<f64>> {
+    mut probe: Option<&mut bandwidth::Sampler>,
+) -> (Vec<Vec<f64>>, Option<f64>) {
+    // Samples of each of the probe's two readers.
+    let mut probe_gbps = [Vec::new(), Vec::new()];
+    // Time spent in the cases since the last probe sample, and that sample's own duration.
+    let (mut since_probe, mut probe_cost) = (0.0f64, 0.0f64);
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut alive: Vec<bool> = vec![true; cases.len()];
     let mut bufs = Vec::new();
@@ -526,6 +542,7 @@ fn time_interleaved(
                 }
             }
             let ns = t.elapsed().as_nanos() as f64;
+            since_probe += ns * 1e-9;
             black_box(&*y);
             if ok {
                 samples[i].push(ns);
@@ -535,8 +552,30 @@ fn time_interleaved(
             }
         }
         round += 1;
+        if let Some(p) = probe.as_deref_mut() {
+            // Probe at the start and then whenever the cases have run four times as long as
+            // one probe read: samples span the whole window for at most a fifth more time.
+            if round == 1 || since_probe >= 4.0 * probe_cost {
+                let t = Instant::now();
+                let i = probe_gbps[0].len() + probe_gbps[1].len();
+                probe_gbps[i % 2].push(p.sample(bandwidth::Sampler::READERS[i % 2]));
+                probe_cost = t.elapsed().as_secs_f64();
+                since_probe = 0.0;
+            }
+        }
     }
-    samples
+    if let Some(p) = probe {
+        for (g, reader) in probe_gbps.iter_mut().zip(bandwidth::Sampler::READERS) {
+            g.push(p.sample(reader));
+        }
+    }
+    // The faster reader's median, as the up-front probe keeps the faster of the two.
+    let gbps = probe_gbps
+        .iter()
+        .filter_map(|g| Summary::of(g))
+        .map(|s| s.median)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    (samples, gbps)
 }
 
 /// Instructions per call of every case, counted on the calling thread over [`COUNTED_CALLS`]
@@ -646,14 +685,24 @@ fn check_output(
 /// The human table's header and one line per record.
 pub fn table_header() -> String {
     format!(
-        "{:<18} {:>11} {:>6} {:>3} {:>5} {:>11} {:>18} {:>8} {:>8} {:>6}",
-        "kernel", "m x k", "tokens", "thr", "where", "median", "95% CI", "GOP/s", "GB/s", "of BW"
+        "{:<18} {:>11} {:>6} {:>3} {:>5} {:>11} {:>18} {:>8} {:>8} {:>6} {:>7}",
+        "kernel",
+        "m x k",
+        "tokens",
+        "thr",
+        "where",
+        "median",
+        "95% CI",
+        "GOP/s",
+        "GB/s",
+        "of BW",
+        "BW GB/s"
     )
 }
 
 pub fn table_line(r: &KernelRecord) -> String {
     format!(
-        "{:<18} {:>11} {:>6} {:>3} {:>5} {:>9.1}us {:>18} {:>8.1} {:>8.2} {:>5.0}%",
+        "{:<18} {:>11} {:>6} {:>3} {:>5} {:>9.1}us {:>18} {:>8.1} {:>8.2} {:>5.0}% {:>7.1}",
         r.kernel,
         format!("{}x{}", r.m, r.k),
         r.tokens,
@@ -663,6 +712,7 @@ pub fn table_line(r: &KernelRecord) -> String {
         format!("[{:.1}, {:.1}]us", r.ci95_ns[0] / 1e3, r.ci95_ns[1] / 1e3),
         r.gops,
         r.gbps,
-        r.bandwidth_fraction * 100.0
+        r.bandwidth_fraction * 100.0,
+        r.bandwidth_gbps
     )
 }

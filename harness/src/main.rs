@@ -463,6 +463,9 @@ fn main() -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&records)?);
             } else {
+                println!(
+                    "of BW: against BW GB/s, the faster of the probe's two readers (median) over reads taken between that case's timed calls"
+                );
                 for b in &bandwidths {
                     println!(
                         "measured {} read bandwidth: {:.2} GB/s (95% CI {:.2}..{:.2}), {} threads, {} MiB buffer, {} loads, {} repetitions",

@@ -140,9 +140,15 @@ unsafe fn gemv_avx512(w: &[BlockTq2_0], rows: usize, a: &[BlockQ8K], out: &mut [
 fn prefetch_rows<const R: usize>(rp: *const BlockTq2_0, stride: usize, b: usize) {
     let row_bytes = stride * size_of::<BlockTq2_0>();
     let off = b * size_of::<BlockTq2_0>() + PREFETCH;
-    let next_group = if off >= row_bytes { (R - 1) * row_bytes } else { 0 };
+    let next_group = if off >= row_bytes {
+        (R - 1) * row_bytes
+    } else {
+        0
+    };
     for i in 0..R {
-        let at = rp.cast::<u8>().wrapping_add(i * row_bytes + off + next_group);
+        let at = rp
+            .cast::<u8>()
+            .wrapping_add(i * row_bytes + off + next_group);
         // A block is 66 bytes: two lines per step reach every line.
         _mm_prefetch::<_MM_HINT_T0>(at.cast());
         _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64).cast());
