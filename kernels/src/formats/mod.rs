@@ -117,8 +117,9 @@ pub type RowDot<F> = fn(&[<F as BlockFormat>::Block], &[Vec<ActBlock<F>>], &mut 
 /// and prefetch across them.
 pub type RowsDot<F> = fn(&[<F as BlockFormat>::Block], usize, &[Vec<ActBlock<F>>], &mut [f32]);
 
-/// Rows per [`RowsDot`] call: the largest of these that divides the row count.
-const ROWS_PER_CALL: [usize; 5] = [16, 8, 4, 2, 1];
+/// Rows per [`RowsDot`] call: the largest of these that divides the row count. Calls span
+/// several 16-row GEMM panels, so per-call work on the activations is shared among them.
+const ROWS_PER_CALL: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// A ggml-style row-blocked format: each row is `cols / BLOCK` independent blocks.
 pub trait BlockFormat: Send + Sync + 'static {

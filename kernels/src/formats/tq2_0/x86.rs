@@ -536,6 +536,8 @@ const PANEL_STRIDE: usize = 17;
 thread_local! {
     /// One thread's panel, reused across calls.
     static PANEL: std::cell::RefCell<Vec<__m512i>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// One thread's −Σq per token and block, `[token][block]`, shared by a call's panels.
+    static NEG_SUMS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// # Safety
@@ -550,27 +552,40 @@ unsafe fn gemm_avx512(w: &[BlockTq2_0], rows: usize, acts: &[Vec<BlockQ8K>], out
     let nb = acts.iter().fold(per_row, |n, a| n.min(a.len()));
     let rows = rows.min(out.len() / tokens);
     PANEL.with(|panel| {
-        let mut panel = panel.borrow_mut();
-        for r0 in (0..rows).step_by(TILE_R) {
-            let nr = TILE_R.min(rows - r0);
-            build_panel(&w[r0 * per_row..], per_row, nr, nb, &mut panel);
-            let out = &mut out[r0 * tokens..(r0 + nr) * tokens];
-            let mut t0 = 0;
-            while t0 < tokens {
-                let a = &acts[t0..];
-                let n = match a.len() {
-                    1 => tile_out::<1>(&panel, nb, a, nr, t0, out),
-                    2 => tile_out::<2>(&panel, nb, a, nr, t0, out),
-                    3 => tile_out::<3>(&panel, nb, a, nr, t0, out),
-                    4 => tile_out::<4>(&panel, nb, a, nr, t0, out),
-                    5 => tile_out::<5>(&panel, nb, a, nr, t0, out),
-                    6 => tile_out::<6>(&panel, nb, a, nr, t0, out),
-                    7 => tile_out::<7>(&panel, nb, a, nr, t0, out),
-                    _ => tile_out::<TILE_T>(&panel, nb, a, nr, t0, out),
-                };
-                t0 += n;
+        NEG_SUMS.with(|sums| {
+            let mut panel = panel.borrow_mut();
+            let mut sums = sums.borrow_mut();
+            sums.clear();
+            for a in acts {
+                sums.extend(a[..nb].iter().map(|y| {
+                    -y.bsums
+                        .iter()
+                        .map(|s| i32::from(i16::from_le_bytes(*s)))
+                        .sum::<i32>()
+                }));
             }
-        }
+            let sums = &sums[..];
+            for r0 in (0..rows).step_by(TILE_R) {
+                let nr = TILE_R.min(rows - r0);
+                build_panel(&w[r0 * per_row..], per_row, nr, nb, &mut panel);
+                let out = &mut out[r0 * tokens..(r0 + nr) * tokens];
+                let mut t0 = 0;
+                while t0 < tokens {
+                    let a = (&acts[t0..], &sums[t0 * nb..]);
+                    let n = match a.0.len() {
+                        1 => tile_out::<1>(&panel, nb, a, nr, t0, out),
+                        2 => tile_out::<2>(&panel, nb, a, nr, t0, out),
+                        3 => tile_out::<3>(&panel, nb, a, nr, t0, out),
+                        4 => tile_out::<4>(&panel, nb, a, nr, t0, out),
+                        5 => tile_out::<5>(&panel, nb, a, nr, t0, out),
+                        6 => tile_out::<6>(&panel, nb, a, nr, t0, out),
+                        7 => tile_out::<7>(&panel, nb, a, nr, t0, out),
+                        _ => tile_out::<TILE_T>(&panel, nb, a, nr, t0, out),
+                    };
+                    t0 += n;
+                }
+            }
+        })
     });
 }
 
@@ -596,20 +611,22 @@ fn build_panel(w: &[BlockTq2_0], per_row: usize, nr: usize, nb: usize, panel: &m
     }
 }
 
-/// Run the tile of the first `N` tokens of `acts` (token `t0 + t` of the call) and write lanes
-/// `0..nr` of each into `out[i · tokens + t0 + t]`; returns `N`.
+/// Run the tile of the first `N` tokens of `acts` (token `t0 + t` of the call; `neg_sums` holds
+/// their −Σq, `nb` per token) and write lanes `0..nr` of each into `out[i · tokens + t0 + t]`;
+/// returns `N`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 fn tile_out<const N: usize>(
     panel: &[__m512i],
     nb: usize,
-    acts: &[Vec<BlockQ8K>],
+    (acts, neg_sums): (&[Vec<BlockQ8K>], &[i32]),
     nr: usize,
     t0: usize,
     out: &mut [f32],
 ) -> usize {
     let a: [&[BlockQ8K]; N] = std::array::from_fn(|t| &acts[t][..nb]);
-    let sums = tile_avx512::<N>(panel, nb, a);
+    let s: [&[i32]; N] = std::array::from_fn(|t| &neg_sums[t * nb..(t + 1) * nb]);
+    let sums = tile_avx512::<N>(panel, nb, a, s);
     let tokens = out.len() / nr;
     for (t, s) in sums.iter().enumerate() {
         let mut lanes = [0.0f32; TILE_R];
@@ -622,22 +639,21 @@ fn tile_out<const N: usize>(
     N
 }
 
-/// The row sums (one lane per panel row) of `N` tokens over blocks `0..nb`.
+/// The row sums (one lane per panel row) of `N` tokens over blocks `0..nb`; `neg_sums[t][b]` is
+/// −Σq of token t's block b.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-fn tile_avx512<const N: usize>(panel: &[__m512i], nb: usize, a: [&[BlockQ8K]; N]) -> [__m512; N] {
+fn tile_avx512<const N: usize>(
+    panel: &[__m512i],
+    nb: usize,
+    a: [&[BlockQ8K]; N],
+    neg_sums: [&[i32]; N],
+) -> [__m512; N] {
     let m3 = _mm512_set1_epi8(3);
     let mc = _mm512_set1_epi8(0x0c);
     let mut facc = [_mm512_setzero_ps(); N];
     for (b, p) in panel.chunks_exact(PANEL_STRIDE).take(nb).enumerate() {
         let ys: [&BlockQ8K; N] = std::array::from_fn(|t| &a[t][b]);
-        let mut acc: [__m512i; N] = std::array::from_fn(|t| {
-            let sq: i32 = ys[t]
-                .bsums
-                .iter()
-                .map(|s| i32::from(i16::from_le_bytes(*s)))
-                .sum();
-            _mm512_set1_epi32(-sq)
-        });
+        let mut acc: [__m512i; N] = std::array::from_fn(|t| _mm512_set1_epi32(neg_sums[t][b]));
         // Weights at bits 2n + 1:2n of each byte: n = 0 and 2 masked in place (weight 1, into
         // `acc`), n = 1 and 3 masked in place at weight 4 (into `acc4`), so each dword costs one
         // shift (for n = 2, 3) instead of three.
