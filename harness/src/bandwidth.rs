@@ -80,101 +80,67 @@ pub fn buffer_bytes(resident: Resident) -> usize {
     }
 }
 
-/// Measure read bandwidth with `threads` threads (run inside the caller's rayon pool size).
+/// Measure read bandwidth with `threads` threads, on a pool of its own.
 pub fn measure(resident: Resident, threads: usize, repetitions: usize) -> Bandwidth {
-    let bytes = buffer_bytes(resident);
-    // Distinct values so no page is shared zero-filled memory.
-    let buf: Vec<u64> = (0..bytes / 8).map(|i| i as u64).collect();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-    let read_once = |prefetch: usize| {
-        let chunk = buf.len().div_ceil(threads.max(1));
-        let start = Instant::now();
-        let sum: u64 = buf.par_chunks(chunk).map(|c| sum_words(c, prefetch)).sum();
-        black_box(sum);
-        start.elapsed().as_secs_f64()
-    };
-    // Plain streaming loads and loads with software prefetch: kernels that prefetch beat a plain
-    // reader, so the probe keeps the faster of the two as the machine's read bandwidth.
-    let mut best: Option<(Summary, usize)> = None;
-    if let Ok(pool) = &pool {
-        pool.install(|| {
-            read_once(0); // warm-up: faults pages in, fills the cache for the cache case
-            for prefetch in [0, PREFETCH] {
-                // Interleaved with nothing else: each reader gets its own run of repetitions.
-                let samples: Vec<f64> = (0..repetitions)
-                    .map(|_| bytes as f64 / read_once(prefetch) / 1e9)
-                    .collect();
-                if let Some(s) = Summary::of(&samples) {
-                    if best.as_ref().is_none_or(|(b, _)| s.median > b.median) {
-                        best = Some((s, prefetch));
-                    }
-                }
-            }
-        })
-    }
-    Bandwidth {
-        resident,
-        buffer_bytes: bytes,
-        threads,
-        reader: match best.as_ref().map(|b| b.1) {
-            Some(0) | None => reader_name().to_string(),
-            Some(p) => format!("{}+prefetch{p}", reader_name()),
-        },
-        gbps: best.as_ref().map_or(0.0, |b| b.0.median),
-        gbps_ci95: best.as_ref().map_or([0.0; 2], |b| b.0.ci95),
-        repetitions,
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(|| ProbeBuffer::new(resident, threads).measure(repetitions)),
+        Err(_) => {
+            ProbeBuffer::summary(resident, buffer_bytes(resident), threads, None, repetitions)
+        }
     }
 }
 
-/// Bytes of the DRAM buffer that one [`Sampler`] read covers. Short reads, like a kernel's
-/// calls, so that a median over many drops the ones a busy host stalled (130 MB reads came out
-/// below the kernels timed between them); the buffer is many LLCs, so a slice is read again
-/// only after the others have evicted it.
+/// Bytes of the DRAM buffer that one [`ProbeBuffer::sample`] covers. Short reads, like a
+/// kernel's calls, so that a median over many drops the ones a busy host stalled (130 MB reads
+/// came out below the kernels timed between them); the buffer is many LLCs, so a slice is read
+/// again only after the others have evicted it.
 const DRAM_SLICE_BYTES: usize = 8 << 20;
 
-/// One bandwidth sample at a time, read like [`measure`] reads, for interleaving
-/// with timed cases: a shared host's bandwidth drifts (this project's VM read 17 and 31 GB/s a
-/// minute apart), so a fraction of bandwidth is only honest against samples taken alongside.
-pub struct Sampler {
+/// The probe's buffer, read whole ([`ProbeBuffer::measure`]) or a slice at a time for
+/// interleaving with timed cases ([`ProbeBuffer::sample`]): a shared host's bandwidth drifts
+/// (this project's VM read 17 and 31 GB/s a minute apart), so a fraction of bandwidth is only
+/// honest against samples taken alongside.
+pub struct ProbeBuffer {
+    resident: Resident,
     buf: Vec<u64>,
     threads: usize,
     slice_words: usize,
     next: usize,
 }
 
-impl Sampler {
-    /// The two readers, as [`measure`] has them: callers keep the faster one's samples.
+impl ProbeBuffer {
+    /// The two readers: plain streaming loads and loads with software prefetch. Kernels that
+    /// prefetch beat a plain reader, so callers keep the faster reader's figure.
     pub const READERS: [usize; 2] = [0, PREFETCH];
 
-    /// A sampler for `probe`'s buffer size, reader and threads.
-    pub fn new(probe: &Bandwidth) -> Sampler {
-        let words = probe.buffer_bytes / 8;
-        let slice_bytes = match probe.resident {
+    /// The buffer for `resident`, read by `threads` threads on the caller's pool.
+    pub fn new(resident: Resident, threads: usize) -> ProbeBuffer {
+        ProbeBuffer::with_bytes(resident, threads, buffer_bytes(resident))
+    }
+
+    fn with_bytes(resident: Resident, threads: usize, bytes: usize) -> ProbeBuffer {
+        let words = bytes / 8;
+        let slice_bytes = match resident {
             Resident::Dram => DRAM_SLICE_BYTES,
-            Resident::Cache => probe.buffer_bytes,
+            Resident::Cache => bytes,
         };
-        let mut sampler = Sampler {
+        let probe = ProbeBuffer {
+            resident,
             // Distinct values so no page is shared zero-filled memory.
             buf: (0..words).map(|i| i as u64).collect(),
-            threads: probe.threads.max(1),
+            threads: threads.max(1),
             slice_words: (slice_bytes / 8).clamp(1, words.max(1)),
             next: 0,
         };
-        // One untimed pass, as the kernels get: the first reads of fresh pages ran slow.
-        while {
-            sampler.sample(0);
-            sampler.next != 0
-        } {}
-        sampler
+        // One untimed read: faults the pages in (first reads of fresh pages ran slow) and fills
+        // the cache for the cache case.
+        probe.read(0..probe.buf.len(), 0);
+        probe
     }
 
-    /// Read the next slice on the current rayon pool, prefetching `prefetch` bytes ahead (one of
-    /// [`Sampler::READERS`]); its bandwidth in GB/s.
-    pub fn sample(&mut self, prefetch: usize) -> f64 {
-        let start = self.next.min(self.buf.len());
-        let end = (start + self.slice_words).min(self.buf.len());
-        self.next = if end >= self.buf.len() { 0 } else { end };
-        let slice = &self.buf[start..end];
+    /// Read `words` of the buffer with `prefetch`; the bandwidth in GB/s.
+    fn read(&self, words: std::ops::Range<usize>, prefetch: usize) -> f64 {
+        let slice = &self.buf[words];
         if slice.is_empty() {
             return 0.0;
         }
@@ -186,6 +152,59 @@ impl Sampler {
             .sum();
         black_box(sum);
         (slice.len() * 8) as f64 / t.elapsed().as_secs_f64() / 1e9
+    }
+
+    /// `repetitions` whole-buffer reads with each reader, in turn; the faster reader's median.
+    pub fn measure(&self, repetitions: usize) -> Bandwidth {
+        let mut best: Option<(Summary, usize)> = None;
+        for prefetch in ProbeBuffer::READERS {
+            // Interleaved with nothing else: each reader gets its own run of repetitions.
+            let samples: Vec<f64> = (0..repetitions)
+                .map(|_| self.read(0..self.buf.len(), prefetch))
+                .collect();
+            if let Some(s) = Summary::of(&samples) {
+                if best.as_ref().is_none_or(|(b, _)| s.median > b.median) {
+                    best = Some((s, prefetch));
+                }
+            }
+        }
+        ProbeBuffer::summary(
+            self.resident,
+            self.buf.len() * 8,
+            self.threads,
+            best,
+            repetitions,
+        )
+    }
+
+    fn summary(
+        resident: Resident,
+        buffer_bytes: usize,
+        threads: usize,
+        best: Option<(Summary, usize)>,
+        repetitions: usize,
+    ) -> Bandwidth {
+        Bandwidth {
+            resident,
+            buffer_bytes,
+            threads,
+            reader: match best.as_ref().map(|b| b.1) {
+                Some(0) | None => reader_name().to_string(),
+                Some(p) => format!("{}+prefetch{p}", reader_name()),
+            },
+            gbps: best.as_ref().map_or(0.0, |b| b.0.median),
+            gbps_ci95: best.as_ref().map_or([0.0; 2], |b| b.0.ci95),
+            repetitions,
+        }
+    }
+
+    /// Read the next slice on the current rayon pool with `prefetch` (one of
+    /// [`ProbeBuffer::READERS`]); its bandwidth in GB/s.
+    pub fn sample(&mut self, prefetch: usize) -> f64 {
+        let start = self.next.min(self.buf.len());
+        let end = (start + self.slice_words).min(self.buf.len());
+        self.next = if end >= self.buf.len() { 0 } else { end };
+        self.read(start..end, prefetch)
     }
 }
 
@@ -319,26 +338,19 @@ mod tests {
         assert_eq!(sum_words(&words, PREFETCH), expected);
     }
 
-    /// The sampler walks its slices in turn, wraps at the end, and reports a rate for each.
+    /// A sample walks the slices in turn and wraps at the end; a cache buffer is one slice;
+    /// every read reports a rate.
     #[test]
-    fn sampler_reads_each_slice_in_turn() {
-        let probe = Bandwidth {
-            resident: Resident::Cache,
-            buffer_bytes: 8 * 1000,
-            threads: 2,
-            reader: reader_name().to_string(),
-            gbps: 0.0,
-            gbps_ci95: [0.0; 2],
-            repetitions: 0,
-        };
-        let mut s = Sampler::new(&probe);
-        assert_eq!(s.slice_words, 1000, "a cache probe reads its whole buffer");
-        let dram = Bandwidth {
-            resident: Resident::Dram,
-            buffer_bytes: 3 * DRAM_SLICE_BYTES + 8 * 100,
-            ..probe
-        };
-        s = Sampler::new(&dram);
+    fn probe_samples_each_slice_in_turn() {
+        let cache = ProbeBuffer::with_bytes(Resident::Cache, 2, 8 * 1000);
+        assert_eq!(
+            cache.slice_words, 1000,
+            "a cache probe reads its whole buffer"
+        );
+        let b = cache.measure(2);
+        assert!(b.gbps.is_finite() && b.gbps > 0.0, "{b:?}");
+        assert_eq!((b.buffer_bytes, b.repetitions), (8000, 2));
+        let mut s = ProbeBuffer::with_bytes(Resident::Dram, 2, 3 * DRAM_SLICE_BYTES + 8 * 100);
         let slice = DRAM_SLICE_BYTES / 8;
         let mut starts = Vec::new();
         for _ in 0..5 {

@@ -464,7 +464,7 @@ fn main() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&records)?);
             } else {
                 println!(
-                    "of BW: against BW GB/s, the faster of the probe's two readers (median) over reads taken between that case's timed calls"
+                    "of BW: against BW GB/s, the higher of the probe below and the faster reader's median over probe reads taken between that case's timed calls"
                 );
                 for b in &bandwidths {
                     println!(
