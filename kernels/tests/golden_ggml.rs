@@ -48,7 +48,7 @@ fn check<F: BlockFormat>(golden_name: &str) {
         }
 
         let act = quantize_act_row::<F>(&c.act).unwrap();
-        let act_bytes: &[u8] = bytemuck::cast_slice(&act);
+        let act_bytes = &<F::Act as BlockActivation>::upstream_bytes(&act);
         if let Some(at) = act_bytes.iter().zip(&c.act_quant).position(|(a, b)| a != b) {
             panic!(
                 "{what}: activation bytes differ first at byte {at}: ours {:02x}, ggml {:02x}",

@@ -4,10 +4,10 @@
 //! code 3 stands for weight +2 in the reference, and must in the kernels too).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use kernels::activations::q8_k::{BlockQ8K, Q8K};
 use kernels::activations::{quantize_row, BlockActivation, F16Bytes};
 use kernels::formats::tq1_0::{BlockTq1_0, Tq1_0};
 use kernels::formats::tq2_0::{BlockTq2_0, Tq2_0};
+use kernels::formats::ActBlock;
 use kernels::BlockFormat;
 
 /// A small deterministic generator (xorshift64).
@@ -28,24 +28,19 @@ impl Rng {
     }
 }
 
-/// Three tokens of Q8_K activations over `blocks` blocks.
-fn acts(rng: &mut Rng, blocks: usize) -> Vec<Vec<BlockQ8K>> {
+/// Three tokens of `F`'s activations over `blocks` blocks.
+fn acts<F: BlockFormat>(rng: &mut Rng, blocks: usize) -> Vec<Vec<ActBlock<F>>> {
     (0..3)
         .map(|_| {
             let x: Vec<f32> = (0..blocks * 256).map(|_| rng.float()).collect();
-            quantize_row::<Q8K>(&x).unwrap()
+            quantize_row::<F::Act>(&x).unwrap()
         })
         .collect()
 }
 
 /// Every available variant of `F` on `w` against the reference, within 1e-5 of Σ|w|·|x| (the
 /// dequantized weights and activations `af`).
-fn check<F: BlockFormat<Act = Q8K>>(
-    w: &[F::Block],
-    acts: &[Vec<BlockQ8K>],
-    af: &[Vec<f32>],
-    what: &str,
-) {
+fn check<F: BlockFormat>(w: &[F::Block], acts: &[Vec<ActBlock<F>>], af: &[Vec<f32>], what: &str) {
     let mut wf = vec![0.0; w.len() * 256];
     F::dequantize_blocks(w, &mut wf);
     let want: Vec<(f32, f32)> = acts
@@ -73,11 +68,11 @@ fn check<F: BlockFormat<Act = Q8K>>(
 }
 
 /// The activations dequantized.
-fn dequant(acts: &[Vec<BlockQ8K>]) -> Vec<Vec<f32>> {
+fn dequant<F: BlockFormat>(acts: &[Vec<ActBlock<F>>]) -> Vec<Vec<f32>> {
     acts.iter()
         .map(|a| {
             let mut x = vec![0.0; a.len() * 256];
-            Q8K::dequantize_blocks(a, &mut x);
+            F::Act::dequantize_blocks(a, &mut x);
             x
         })
         .collect()
@@ -92,8 +87,8 @@ fn finite_halves() -> impl Iterator<Item = [u8; 2]> {
 #[test]
 fn tq2_0_variants_take_every_finite_scale_and_every_byte() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let a = acts(&mut rng, 2);
-    let af = dequant(&a);
+    let a = acts::<Tq2_0>(&mut rng, 2);
+    let af = dequant::<Tq2_0>(&a);
     let mut w = [BlockTq2_0 {
         qs: [0; 64],
         d: F16Bytes([0; 2]),
@@ -115,8 +110,8 @@ fn tq2_0_variants_take_every_finite_scale_and_every_byte() {
 #[test]
 fn tq1_0_variants_take_every_finite_scale_and_every_byte() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let a = acts(&mut rng, 2);
-    let af = dequant(&a);
+    let a = acts::<Tq1_0>(&mut rng, 2);
+    let af = dequant::<Tq1_0>(&a);
     let mut w = [BlockTq1_0 {
         qs: [0; 48],
         qh: [0; 4],

@@ -29,6 +29,12 @@ pub trait BlockActivation: Send + Sync + 'static {
 
     /// The values the quantized blocks stand for (`dst.len() == src.len() * BLOCK`).
     fn dequantize_blocks(src: &[Self::Block], dst: &mut [f32]);
+
+    /// The bytes upstream's quantizer writes for these blocks (what golden files hold): a type
+    /// that carries values derived for a kernel beside upstream's block leaves them out.
+    fn upstream_bytes(blocks: &[Self::Block]) -> Vec<u8> {
+        bytemuck::cast_slice(blocks).to_vec()
+    }
 }
 
 /// Quantize one activation row, checking its length and that every value is finite.

@@ -11,6 +11,7 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
+use super::BlockQ8KTq1;
 use super::BlockTq1_0;
 use crate::activations::q8_k::BlockQ8K;
 
@@ -20,12 +21,12 @@ const GROUP: usize = 4;
 /// Powers of three for the qh vector: byte 4n + j of a word-broadcast qh holds trit n of qh[j].
 const QH_POW: [u8; 16] = [1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27];
 
-pub(super) fn dot_tq1_0_q8_k_neon(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+pub(super) fn dot_tq1_0_q8_k_neon(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     // SAFETY: listed under Isa::Neon, and matmul::check_isa only hands it out after Isa::Neon.available() confirmed the features.
     unsafe { rows_neon(w, acts, out) }
 }
 
-pub(super) fn dot_tq1_0_q8_k_dotprod(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+pub(super) fn dot_tq1_0_q8_k_dotprod(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     // SAFETY: listed under Isa::Dotprod, and matmul::check_isa only hands it out after Isa::Dotprod.available() confirmed the features.
     unsafe { rows_dotprod(w, acts, out) }
 }
@@ -34,9 +35,9 @@ pub(super) fn dot_tq1_0_q8_k_dotprod(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], o
 /// driver makes them equal; the reference stops at the shorter one too).
 fn group<'a, const N: usize>(
     w: &'a [BlockTq1_0],
-    acts: &'a [Vec<BlockQ8K>],
-) -> (&'a [BlockTq1_0], [&'a [BlockQ8K]; N]) {
-    let rows: [&[BlockQ8K]; N] =
+    acts: &'a [Vec<BlockQ8KTq1>],
+) -> (&'a [BlockTq1_0], [&'a [BlockQ8KTq1]; N]) {
+    let rows: [&[BlockQ8KTq1]; N] =
         std::array::from_fn(|t| acts.get(t).map_or(&[][..], Vec::as_slice));
     let nb = rows.iter().fold(w.len(), |n, r| n.min(r.len()));
     (&w[..nb], rows.map(|r| &r[..nb]))
@@ -61,12 +62,12 @@ macro_rules! by_groups {
 }
 
 #[target_feature(enable = "neon")]
-unsafe fn rows_neon(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+unsafe fn rows_neon(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     by_groups!(w, acts, out, group_neon);
 }
 
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn rows_dotprod(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+unsafe fn rows_dotprod(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     by_groups!(w, acts, out, group_dotprod);
 }
 
@@ -138,14 +139,14 @@ fn qh_pow() -> uint8x16_t {
 }
 
 #[target_feature(enable = "neon")]
-fn group_neon<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [f32; N] {
+fn group_neon<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8KTq1]; N])) -> [f32; N] {
     let qh_pow = qh_pow();
     let mut acc = [vdupq_n_f32(0.0); N];
     for (b, x) in w.iter().enumerate() {
         let c = codes(x, qh_pow);
         let dw = x.d.to_f32();
         for (f, r) in acc.iter_mut().zip(&rows) {
-            let y = &r[b];
+            let y = &r[b].q8;
             let q = acts(y);
             let (b0, b1) = bsums(y);
             let mut s0 = vnegq_s16(b0);
@@ -183,14 +184,14 @@ fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 }
 
 #[target_feature(enable = "neon,dotprod")]
-fn group_dotprod<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [f32; N] {
+fn group_dotprod<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8KTq1]; N])) -> [f32; N] {
     let qh_pow = qh_pow();
     let mut acc = [vdupq_n_f32(0.0); N];
     for (b, x) in w.iter().enumerate() {
         let c = codes(x, qh_pow);
         let dw = x.d.to_f32();
         for (f, r) in acc.iter_mut().zip(&rows) {
-            let y = &r[b];
+            let y = &r[b].q8;
             let q = acts(y);
             let (b0, b1) = bsums(y);
             // Four chains hide the sdot latency.

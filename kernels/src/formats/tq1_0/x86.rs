@@ -9,26 +9,145 @@
 //!
 //! Overflow: an AVX2 int16 lane sums eight `maddubs` pairs (|·| ≤ 512) and one bsum (|·| ≤ 2048)
 //! per block, at most 6144; the VNNI kernels stay in int32 and restart every block.
+//!
+//! Decode (one token) on AVX-512 takes [`rows_tq1_0_q8_k_avx512`]: four rows side by side in
+//! the digit form of [`BlockQ8KTq1`], which needs no trits.
 
 use std::arch::x86_64::*;
 
-use super::BlockTq1_0;
+use super::{BlockQ8KTq1, BlockTq1_0, ONE_AT, ONE_BYTE, TRIT_BYTES};
 use crate::activations::q8_k::BlockQ8K;
 
 /// Tokens that share one decoded weight block (their accumulators stay in registers).
 const GROUP: usize = 4;
 
-pub(super) fn dot_tq1_0_q8_k_avx2(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+/// Weight rows that the single-token AVX-512 kernel runs side by side: one row's chain of
+/// dependent products per block is longer than a short row's work, so rows overlap them.
+const ROWS: usize = 4;
+
+pub(super) fn rows_tq1_0_q8_k_avx512(
+    w: &[BlockTq1_0],
+    rows: usize,
+    acts: &[Vec<BlockQ8KTq1>],
+    out: &mut [f32],
+) {
+    match acts {
+        // SAFETY: as for dot_tq1_0_q8_k_avx512, whose variant (Isa::Avx512Vnni) this entry shares.
+        [a] => unsafe { gemv_avx512(w, rows, a, out) },
+        _ if rows > 0 => {
+            let per_row = w.len() / rows;
+            for (r, o) in out.chunks_mut(acts.len()).take(rows).enumerate() {
+                dot_tq1_0_q8_k_avx512(&w[r * per_row..(r + 1) * per_row], acts, o);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One token against `rows` rows of `w`, [`ROWS`] at a time and the rest one by one.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn gemv_avx512(w: &[BlockTq1_0], rows: usize, a: &[BlockQ8KTq1], out: &mut [f32]) {
+    let n = rows.min(out.len());
+    let out = &mut out[..n];
+    let per_row = w.len().checked_div(rows).unwrap_or(0);
+    let nb = per_row.min(a.len());
+    let mut groups = out.chunks_exact_mut(ROWS);
+    let mut r = 0;
+    for o in &mut groups {
+        // SAFETY: rows r..r + ROWS lie in w (r + ROWS ≤ out.len() ≤ rows), each row holds
+        // per_row ≥ nb blocks, and a holds nb blocks; the features are the caller's.
+        o.copy_from_slice(&unsafe {
+            rows_avx512_1t::<ROWS>(w.as_ptr().add(r * per_row), per_row, nb, a)
+        });
+        r += ROWS;
+    }
+    for o in groups.into_remainder() {
+        // SAFETY: as above, for the single row r < rows.
+        *o = unsafe { rows_avx512_1t::<1>(w.as_ptr().add(r * per_row), per_row, nb, a) }[0];
+        r += 1;
+    }
+}
+
+/// Prefetch the line [`PREFETCH`] bytes past step `b` of each of a group's `R` rows (at `rp`,
+/// `stride` blocks apart); past a row's end that is the same row of the next group. A 54-byte
+/// step never skips a line. A prefetch never faults, so the end of the tensor is harmless.
+#[inline]
+#[target_feature(enable = "sse")]
+fn prefetch_rows<const R: usize>(rp: *const BlockTq1_0, stride: usize, b: usize) {
+    let row_bytes = stride * size_of::<BlockTq1_0>();
+    let off = b * size_of::<BlockTq1_0>() + PREFETCH;
+    let next_group = if off >= row_bytes {
+        (R - 1) * row_bytes
+    } else {
+        0
+    };
+    for i in 0..R {
+        let at = rp
+            .cast::<u8>()
+            .wrapping_add(i * row_bytes + off + next_group);
+        _mm_prefetch::<_MM_HINT_T0>(at.cast());
+    }
+}
+
+/// `R` rows (at `rp`, `stride` blocks apart, `nb` blocks each) against one token, in the digit
+/// form of [`BlockQ8KTq1`]: a block's 52 trit bytes, each the high byte of a 16-bit lane (even
+/// and odd bytes apart), times 3^(n+1) with `mulhi` give y_n of every byte at once, and
+/// `vpdpwssd` takes them against the token's digit rows, which also carry -Σq against the lane
+/// where [`ONE_BYTE`] replaces the scale's first byte: ten multiplies and ten dot products a
+/// block, against sixteen multiplies, eight logic ops and four dot products for the trits of
+/// [`group_avx512`]. With several tokens the trits win, as they serve every token.
+///
+/// # Safety
+/// The `R` rows of `nb` blocks must lie in one allocation, `a` must hold `nb` blocks, and the
+/// CPU must have AVX-512 F/BW/VL/VNNI, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn rows_avx512_1t<const R: usize>(
+    rp: *const BlockTq1_0,
+    stride: usize,
+    nb: usize,
+    a: &[BlockQ8KTq1],
+) -> [f32; R] {
+    let pow = [3, 9, 27, 81, 243].map(|p| _mm512_set1_epi16(p));
+    let one = _mm512_maskz_set1_epi8(1 << ONE_AT, ONE_BYTE as i8);
+    let high = _mm512_set1_epi16(-256);
+    let mut acc = [_mm512_setzero_ps(); R];
+    for (b, y) in a[..nb].iter().enumerate() {
+        prefetch_rows::<R>(rp, stride, b);
+        let da = _mm512_set1_ps(y.q8.d());
+        for (i, f) in acc.iter_mut().enumerate() {
+            // SAFETY: row i < R, block b < nb: within the rows the caller vouches for.
+            let x = unsafe { &*rp.add(i * stride + b) };
+            // SAFETY: the mask reads bytes 0..52 of the 54-byte block.
+            let src = unsafe {
+                _mm512_mask_loadu_epi8(one, TRIT_MASK, std::ptr::from_ref(x).cast::<i8>())
+            };
+            let even = _mm512_slli_epi16::<8>(src);
+            let odd = _mm512_and_si512(src, high);
+            let mut s0 = _mm512_setzero_si512();
+            let mut s1 = _mm512_setzero_si512();
+            for (d, &p) in y.digits.iter().zip(&pow) {
+                s0 = dpwssd(s0, _mm512_mulhi_epu16(even, p), &d[0]);
+                s1 = dpwssd(s1, _mm512_mulhi_epu16(odd, p), &d[1]);
+            }
+            let s = _mm512_add_epi32(s0, s1);
+            let dw = _mm512_cvtph_ps(_mm256_set1_epi16(i16::from_le_bytes(x.d.0)));
+            *f = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), dw), da, *f);
+        }
+    }
+    acc.map(|f| _mm512_reduce_add_ps(f))
+}
+
+pub(super) fn dot_tq1_0_q8_k_avx2(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     // SAFETY: listed under Isa::Avx2, and matmul::check_isa only hands it out after Isa::Avx2.available() confirmed the features.
     unsafe { rows_avx2(w, acts, out) }
 }
 
-pub(super) fn dot_tq1_0_q8_k_avxvnni(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+pub(super) fn dot_tq1_0_q8_k_avxvnni(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     // SAFETY: listed under Isa::AvxVnni, and matmul::check_isa only hands it out after Isa::AvxVnni.available() confirmed the features.
     unsafe { rows_avxvnni(w, acts, out) }
 }
 
-pub(super) fn dot_tq1_0_q8_k_avx512(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+pub(super) fn dot_tq1_0_q8_k_avx512(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     // SAFETY: listed under Isa::Avx512Vnni, and matmul::check_isa only hands it out after Isa::Avx512Vnni.available() confirmed the features.
     unsafe { rows_avx512(w, acts, out) }
 }
@@ -37,9 +156,9 @@ pub(super) fn dot_tq1_0_q8_k_avx512(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], ou
 /// driver makes them equal; the reference stops at the shorter one too).
 fn group<'a, const N: usize>(
     w: &'a [BlockTq1_0],
-    acts: &'a [Vec<BlockQ8K>],
-) -> (&'a [BlockTq1_0], [&'a [BlockQ8K]; N]) {
-    let rows: [&[BlockQ8K]; N] =
+    acts: &'a [Vec<BlockQ8KTq1>],
+) -> (&'a [BlockTq1_0], [&'a [BlockQ8KTq1]; N]) {
+    let rows: [&[BlockQ8KTq1]; N] =
         std::array::from_fn(|t| acts.get(t).map_or(&[][..], Vec::as_slice));
     let nb = rows.iter().fold(w.len(), |n, r| n.min(r.len()));
     (&w[..nb], rows.map(|r| &r[..nb]))
@@ -64,17 +183,17 @@ macro_rules! by_groups {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows_avx2(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+unsafe fn rows_avx2(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     by_groups!(w, acts, out, group_avx2);
 }
 
 #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-unsafe fn rows_avxvnni(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+unsafe fn rows_avxvnni(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     by_groups!(w, acts, out, group_avxvnni);
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-unsafe fn rows_avx512(w: &[BlockTq1_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
+unsafe fn rows_avx512(w: &[BlockTq1_0], acts: &[Vec<BlockQ8KTq1>], out: &mut [f32]) {
     by_groups!(w, acts, out, group_avx512);
 }
 
@@ -204,7 +323,7 @@ fn acts_avx2(y: &BlockQ8K) -> ([__m256i; 8], __m256i) {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-fn group_avx2<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [f32; N] {
+fn group_avx2<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8KTq1]; N])) -> [f32; N] {
     let pow = pows_avx2();
     let mut acc = [_mm256_setzero_ps(); N];
     for (b, x) in w.iter().enumerate() {
@@ -212,7 +331,7 @@ fn group_avx2<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [
         let c = codes_avx2(x, &pow);
         let dw = f16_to_f32(x.d.0);
         for (f, r) in acc.iter_mut().zip(&rows) {
-            let y = &r[b];
+            let y = &r[b].q8;
             let (q, bs) = acts_avx2(y);
             let mut p = [_mm256_setzero_si256(); 8];
             for ((p, &c), &q) in p.iter_mut().zip(&c).zip(&q) {
@@ -233,7 +352,7 @@ fn group_avx2<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [
 }
 
 #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-fn group_avxvnni<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [f32; N] {
+fn group_avxvnni<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8KTq1]; N])) -> [f32; N] {
     let pow = pows_avx2();
     let mut acc = [_mm256_setzero_ps(); N];
     for (b, x) in w.iter().enumerate() {
@@ -241,7 +360,7 @@ fn group_avxvnni<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -
         let c = codes_avx2(x, &pow);
         let dw = f16_to_f32(x.d.0);
         for (f, r) in acc.iter_mut().zip(&rows) {
-            let y = &r[b];
+            let y = &r[b].q8;
             let (q, bs) = acts_avx2(y);
             // Two chains halve the latency of eight dependent dot products.
             let mut s0 = _mm256_madd_epi16(bs, _mm256_set1_epi16(-1));
@@ -259,6 +378,74 @@ fn group_avxvnni<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -
         *s = hsum256(f);
     }
     sums
+}
+
+/// The window's bytes that the AVX-512 kernel loads from a block: qs and qh.
+const TRIT_MASK: u64 = (1 << TRIT_BYTES) - 1;
+
+/// [`super::digit_acts`] with AVX-512: window n gathers the activations of trit n with three
+/// masked loads (qs[32n..], qs[160 + 16n..], qs[240 + 4n..] at window bytes 0, 32 and 48), and
+/// its even and odd bytes widen to the two int16 halves of a digit row.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn digit_acts_avx512(q: &BlockQ8K, d: &mut [[[i16; 32]; 2]; 5]) {
+    let qs = q.qs.as_ptr();
+    let window = |n: usize| -> (__m512i, __m512i) {
+        if n == 5 {
+            return (_mm512_setzero_si512(), _mm512_setzero_si512());
+        }
+        let qh: u64 = if n < 4 { 0xf << 48 } else { 0 };
+        // SAFETY: each load reads only its masked bytes: qs[32n..32n + 32], qs[160 + 16n..+16]
+        // and qs[240 + 4n..+4], all inside the 256 bytes of qs (the base pointers, qs + 128 + 16n
+        // and qs + 192 + 4n, lie inside it too).
+        let w = unsafe {
+            let w = _mm512_maskz_loadu_epi8(0xffff_ffff, qs.add(32 * n));
+            let w = _mm512_mask_loadu_epi8(w, 0xffff << 32, qs.add(128 + 16 * n));
+            _mm512_mask_loadu_epi8(w, qh, qs.add(192 + 4 * n))
+        };
+        (
+            _mm512_srai_epi16::<8>(_mm512_slli_epi16::<8>(w)),
+            _mm512_srai_epi16::<8>(w),
+        )
+    };
+    let three = _mm512_set1_epi16(3);
+    let mut cur = window(0);
+    for (n, dn) in d.iter_mut().enumerate() {
+        let up = window(n + 1);
+        let even = _mm512_sub_epi16(cur.0, _mm512_mullo_epi16(up.0, three));
+        let odd = _mm512_sub_epi16(cur.1, _mm512_mullo_epi16(up.1, three));
+        // SAFETY: each half of a digit row is 32 i16, one unaligned 512-bit store.
+        unsafe {
+            _mm512_storeu_si512(dn[0].as_mut_ptr().cast(), even);
+            _mm512_storeu_si512(dn[1].as_mut_ptr().cast(), odd);
+        }
+        cur = up;
+    }
+    let sum: i32 = (0..q.bsums.len()).map(|i| i32::from(q.bsum(i))).sum();
+    // |Σq| ≤ 256·127 < 2^15.
+    d[0][ONE_AT % 2][ONE_AT / 2] = -(sum as i16);
+}
+
+/// acc + Σ pairs a·b of 16-bit lanes, b read from `b` (32 i16). `vpdpwssd` in assembly: LLVM
+/// splits the intrinsic into `vpmaddwd` + `vpaddd` for CPUs it does not tune as fast at it,
+/// which doubles the uops of the kernel's inner loop.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn dpwssd(acc: __m512i, a: __m512i, b: &[i16; 32]) -> __m512i {
+    let mut acc = acc;
+    // SAFETY: reads the 64 bytes of `b`; the enclosing target features include AVX-512 VNNI.
+    unsafe {
+        std::arch::asm!(
+            "vpdpwssd {acc}, {a}, zmmword ptr [{b}]",
+            acc = inout(zmm_reg) acc,
+            a = in(zmm_reg) a,
+            b = in(reg) b.as_ptr(),
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    acc
 }
 
 /// The trits of 64 source bytes, as [`trits_avx2`].
@@ -290,7 +477,7 @@ fn pow_avx512(g: [[u16; 8]; 4]) -> (__m512i, __m512i) {
 /// (0, 1) and (2, 3) of qs[0..32] broadcast to both halves; trit 4 of qs[0..32] beside trits 0
 /// and 1 of qs[32..48]; trits 2, 3 and 4 of qs[32..48] beside the sixteen qh codes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
-fn group_avx512<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) -> [f32; N] {
+fn group_avx512<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8KTq1]; N])) -> [f32; N] {
     let u = uniform;
     let pow = [
         pow_avx512([u(1), u(1), u(3), u(3)]),
@@ -319,7 +506,7 @@ fn group_avx512<const N: usize>((w, rows): (&[BlockTq1_0], [&[BlockQ8K]; N])) ->
         }
         let dw = f16_to_f32(x.d.0);
         for (f, r) in acc.iter_mut().zip(&rows) {
-            let y = &r[b];
+            let y = &r[b].q8;
             let mut q = [_mm512_setzero_si512(); 4];
             for (q, s) in q.iter_mut().zip(y.qs.chunks_exact(64)) {
                 // SAFETY: `s` is 64 bytes, one unaligned 512-bit load.
