@@ -17,6 +17,8 @@ pub mod tl1;
 pub mod tl2;
 pub mod tq1_0;
 pub mod tq2_0;
+#[cfg(target_arch = "x86_64")]
+mod x86_rows;
 
 use std::marker::PhantomData;
 

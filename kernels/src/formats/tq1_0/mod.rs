@@ -260,24 +260,24 @@ pub fn dot_tq1_0_q8_k(w: &[BlockTq1_0], a: &[BlockQ8KTq1]) -> f32 {
 mod tests {
     use super::*;
 
-    /// Random Q8_K blocks with the extremes ±127 at random places.
-    fn blocks() -> Vec<BlockQ8K> {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        (0..64)
+    /// `n` values in [-0.5, 0.5) from xorshift64.
+    fn floats(n: usize, mut state: u64) -> Vec<f32> {
+        (0..n)
             .map(|_| {
-                let x: Vec<f32> = (0..QK_K)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-                    })
-                    .collect();
-                let mut q = [BlockQ8K::zeroed()];
-                Q8K::quantize_blocks(&x, &mut q);
-                q[0]
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
             })
             .collect()
+    }
+
+    /// Random Q8_K blocks, each with its extreme ±127 at a random place.
+    fn blocks() -> Vec<BlockQ8K> {
+        let x = floats(64 * QK_K, 0x9e37_79b9_7f4a_7c15);
+        let mut q = vec![BlockQ8K::zeroed(); 64];
+        Q8K::quantize_blocks(&x, &mut q);
+        q
     }
 
     #[test]
@@ -307,15 +307,7 @@ mod tests {
 
     #[test]
     fn the_dispatched_digit_rows_equal_the_reference() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let x: Vec<f32> = (0..16 * QK_K)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect();
+        let x = floats(16 * QK_K, 0x2545_f491_4f6c_dd1d);
         let mut got = vec![BlockQ8KTq1::zeroed(); 16];
         Q8KTq1::quantize_blocks(&x, &mut got);
         for (n, b) in got.iter().enumerate() {

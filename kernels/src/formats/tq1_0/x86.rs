@@ -17,6 +17,7 @@ use std::arch::x86_64::*;
 
 use super::{BlockQ8KTq1, BlockTq1_0, ONE_AT, ONE_BYTE, TRIT_BYTES};
 use crate::activations::q8_k::BlockQ8K;
+use crate::formats::x86_rows::{gemv_rows, prefetch_rows};
 
 /// Tokens that share one decoded weight block (their accumulators stay in registers).
 const GROUP: usize = 4;
@@ -47,46 +48,7 @@ pub(super) fn rows_tq1_0_q8_k_avx512(
 /// One token against `rows` rows of `w`, [`ROWS`] at a time and the rest one by one.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 unsafe fn gemv_avx512(w: &[BlockTq1_0], rows: usize, a: &[BlockQ8KTq1], out: &mut [f32]) {
-    let n = rows.min(out.len());
-    let out = &mut out[..n];
-    let per_row = w.len().checked_div(rows).unwrap_or(0);
-    let nb = per_row.min(a.len());
-    let mut groups = out.chunks_exact_mut(ROWS);
-    let mut r = 0;
-    for o in &mut groups {
-        // SAFETY: rows r..r + ROWS lie in w (r + ROWS ≤ out.len() ≤ rows), each row holds
-        // per_row ≥ nb blocks, and a holds nb blocks; the features are the caller's.
-        o.copy_from_slice(&unsafe {
-            rows_avx512_1t::<ROWS>(w.as_ptr().add(r * per_row), per_row, nb, a)
-        });
-        r += ROWS;
-    }
-    for o in groups.into_remainder() {
-        // SAFETY: as above, for the single row r < rows.
-        *o = unsafe { rows_avx512_1t::<1>(w.as_ptr().add(r * per_row), per_row, nb, a) }[0];
-        r += 1;
-    }
-}
-
-/// Prefetch the line [`PREFETCH`] bytes past step `b` of each of a group's `R` rows (at `rp`,
-/// `stride` blocks apart); past a row's end that is the same row of the next group. A 54-byte
-/// step never skips a line. A prefetch never faults, so the end of the tensor is harmless.
-#[inline]
-#[target_feature(enable = "sse")]
-fn prefetch_rows<const R: usize>(rp: *const BlockTq1_0, stride: usize, b: usize) {
-    let row_bytes = stride * size_of::<BlockTq1_0>();
-    let off = b * size_of::<BlockTq1_0>() + PREFETCH;
-    let next_group = if off >= row_bytes {
-        (R - 1) * row_bytes
-    } else {
-        0
-    };
-    for i in 0..R {
-        let at = rp
-            .cast::<u8>()
-            .wrapping_add(i * row_bytes + off + next_group);
-        _mm_prefetch::<_MM_HINT_T0>(at.cast());
-    }
+    gemv_rows!(w, rows, a, out, ROWS, rows_avx512_1t);
 }
 
 /// `R` rows (at `rp`, `stride` blocks apart, `nb` blocks each) against one token, in the digit
@@ -112,7 +74,7 @@ unsafe fn rows_avx512_1t<const R: usize>(
     let high = _mm512_set1_epi16(-256);
     let mut acc = [_mm512_setzero_ps(); R];
     for (b, y) in a[..nb].iter().enumerate() {
-        prefetch_rows::<R>(rp, stride, b);
+        prefetch_rows::<_, R>(rp, stride, b, PREFETCH);
         let da = _mm512_set1_ps(y.q8.d());
         for (i, f) in acc.iter_mut().enumerate() {
             // SAFETY: row i < R, block b < nb: within the rows the caller vouches for.

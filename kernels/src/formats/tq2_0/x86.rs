@@ -15,6 +15,7 @@ use std::arch::x86_64::*;
 use super::BlockTq2_0;
 use crate::activations::q8_k::BlockQ8K;
 use crate::amx::transpose16;
+use crate::formats::x86_rows::{gemv_rows, prefetch_rows};
 
 /// Tokens that share one unpacked weight block (their accumulators stay in registers).
 const GROUP: usize = 4;
@@ -87,72 +88,19 @@ fn by_rows(
     }
 }
 
-/// One token against `rows` rows of `w`: groups of [`ROWS`] rows through `$group::<ROWS>`, the
-/// rest one by one through `$group::<1>`. Each `$group::<R>(rp, stride, nb, a)` returns R dots.
-macro_rules! gemv_rows {
-    ($w:expr, $rows:expr, $a:expr, $out:expr, $group:ident) => {{
-        let (w, rows, a, out): (&[BlockTq2_0], usize, &[BlockQ8K], &mut [f32]) =
-            ($w, $rows, $a, $out);
-        let n = rows.min(out.len());
-        let out = &mut out[..n];
-        let per_row = if rows == 0 { 0 } else { w.len() / rows };
-        let nb = per_row.min(a.len());
-        let mut groups = out.chunks_exact_mut(ROWS);
-        let mut r = 0;
-        for o in &mut groups {
-            // SAFETY: rows r..r + ROWS lie in w (r + ROWS ≤ out.len() ≤ rows), each row holds
-            // per_row ≥ nb blocks, and a holds nb blocks; the features are the caller's.
-            o.copy_from_slice(&unsafe {
-                $group::<ROWS>(w.as_ptr().add(r * per_row), per_row, nb, a)
-            });
-            r += ROWS;
-        }
-        for o in groups.into_remainder() {
-            // SAFETY: as above, for the single row r < rows.
-            *o = unsafe { $group::<1>(w.as_ptr().add(r * per_row), per_row, nb, a) }[0];
-            r += 1;
-        }
-    }};
-}
-
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemv_avx2(w: &[BlockTq2_0], rows: usize, a: &[BlockQ8K], out: &mut [f32]) {
-    gemv_rows!(w, rows, a, out, rows_avx2_1t);
+    gemv_rows!(w, rows, a, out, ROWS, rows_avx2_1t);
 }
 
 #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
 unsafe fn gemv_avxvnni(w: &[BlockTq2_0], rows: usize, a: &[BlockQ8K], out: &mut [f32]) {
-    gemv_rows!(w, rows, a, out, rows_avxvnni_1t);
+    gemv_rows!(w, rows, a, out, ROWS, rows_avxvnni_1t);
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
 unsafe fn gemv_avx512(w: &[BlockTq2_0], rows: usize, a: &[BlockQ8K], out: &mut [f32]) {
-    gemv_rows!(w, rows, a, out, rows_avx512_1t);
-}
-
-/// Prefetch the weight lines that each of a group's `R` rows (at `rp`, `stride` blocks apart)
-/// reads [`PREFETCH`] bytes after step `b`; past a row's end that is the same row of the next
-/// group. One stream per row: a single stream swept over the whole group reached rows 1..R of
-/// a long row too late (2560x6912 DRAM GEMV ran at 0.73x the speed). A prefetch is only a
-/// hint: it never faults, so addresses past the tensor's end are harmless.
-#[inline]
-#[target_feature(enable = "sse")]
-fn prefetch_rows<const R: usize>(rp: *const BlockTq2_0, stride: usize, b: usize) {
-    let row_bytes = stride * size_of::<BlockTq2_0>();
-    let off = b * size_of::<BlockTq2_0>() + PREFETCH;
-    let next_group = if off >= row_bytes {
-        (R - 1) * row_bytes
-    } else {
-        0
-    };
-    for i in 0..R {
-        let at = rp
-            .cast::<u8>()
-            .wrapping_add(i * row_bytes + off + next_group);
-        // A block is 66 bytes: two lines per step reach every line.
-        _mm_prefetch::<_MM_HINT_T0>(at.cast());
-        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64).cast());
-    }
+    gemv_rows!(w, rows, a, out, ROWS, rows_avx512_1t);
 }
 
 pub(super) fn dot_tq2_0_q8_k_avx2(w: &[BlockTq2_0], acts: &[Vec<BlockQ8K>], out: &mut [f32]) {
@@ -409,7 +357,7 @@ unsafe fn rows_avx2_1t<const R: usize>(
 ) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     for (b, y) in a[..nb].iter().enumerate() {
-        prefetch_rows::<R>(rp, stride, b);
+        prefetch_rows::<_, R>(rp, stride, b, PREFETCH);
         let (q, bs) = acts_avx2(y);
         for (i, f) in acc.iter_mut().enumerate() {
             // SAFETY: row i < R, block b < nb: within the rows the caller vouches for.
@@ -435,7 +383,7 @@ unsafe fn rows_avxvnni_1t<const R: usize>(
 ) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     for (b, y) in a[..nb].iter().enumerate() {
-        prefetch_rows::<R>(rp, stride, b);
+        prefetch_rows::<_, R>(rp, stride, b, PREFETCH);
         let (q, bs) = acts_avx2(y);
         let neg_bs = _mm256_madd_epi16(bs, _mm256_set1_epi16(-1));
         for (i, f) in acc.iter_mut().enumerate() {
@@ -473,7 +421,7 @@ unsafe fn rows_avx512_1t<const R: usize>(
     let m16 = _mm512_set1_epi16(-16);
     let mut acc = [_mm512_setzero_ps(); R];
     for (b, y) in a[..nb].iter().enumerate() {
-        prefetch_rows::<R>(rp, stride, b);
+        prefetch_rows::<_, R>(rp, stride, b, PREFETCH);
         let mut q = [_mm512_setzero_si512(); 4];
         for (q, s) in q.iter_mut().zip(y.qs.chunks_exact(64)) {
             // SAFETY: `s` is 64 bytes, one unaligned 512-bit load.
