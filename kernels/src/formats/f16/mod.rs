@@ -5,7 +5,7 @@ mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use super::{BlockFormat, FormatInfo, Origin, RowDot};
+use super::{BlockFormat, FormatInfo, Origin, RowDot, RowsDot};
 use crate::activations::{BlockActivation, F16Act, F16Bytes};
 use crate::cpu::Isa;
 
@@ -40,6 +40,13 @@ impl BlockFormat for F16 {
 
     fn simd_variants() -> &'static [(Isa, RowDot<Self>)] {
         SIMD_VARIANTS
+    }
+
+    fn multi_row_variants() -> &'static [(Isa, RowsDot<Self>)] {
+        &[
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512Vnni, x86::rows_f16_f16_avx512),
+        ]
     }
 }
 

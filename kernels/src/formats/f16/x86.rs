@@ -5,9 +5,93 @@
 use std::arch::x86_64::*;
 
 use crate::activations::F16Bytes;
+use crate::formats::x86_rows::{gemv_rows, prefetch_rows};
 
 /// Tokens that share one widened weight vector.
 const GROUP: usize = 4;
+
+/// Rows side by side in the single-token AVX-512 kernel: each widened activation vector serves
+/// them all, so a step converts one weight vector per row and the activations once.
+const ROWS: usize = 4;
+
+pub(super) fn rows_f16_f16_avx512(
+    w: &[F16Bytes],
+    rows: usize,
+    acts: &[Vec<F16Bytes>],
+    out: &mut [f32],
+) {
+    if let [a] = acts {
+        // SAFETY: as for dot_f16_f16_avx512, whose variant (Isa::Avx512Vnni) this entry shares.
+        return unsafe { gemv_avx512(w, rows, a, out) };
+    }
+    let per_row = w.len().checked_div(rows).unwrap_or(0);
+    for (r, o) in out.chunks_mut(acts.len().max(1)).take(rows).enumerate() {
+        dot_f16_f16_avx512(&w[r * per_row..(r + 1) * per_row], acts, o);
+    }
+}
+
+/// One token against `rows` rows of `w`, [`ROWS`] at a time and the rest one by one.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn gemv_avx512(w: &[F16Bytes], rows: usize, a: &[F16Bytes], out: &mut [f32]) {
+    gemv_rows!(w, rows, a, out, ROWS, rows_avx512_1t);
+}
+
+/// `R` rows (at `rp`, `stride` halves apart, `n` halves each) against one token, each row summed
+/// exactly as [`group_avx512`] sums it for one token (same vectors, order and tail).
+///
+/// # Safety
+/// The `R` rows of `n` halves must lie in one allocation, `a` must hold `n` halves, and the CPU
+/// must have AVX-512 F and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")]
+unsafe fn rows_avx512_1t<const R: usize>(
+    rp: *const F16Bytes,
+    stride: usize,
+    n: usize,
+    a: &[F16Bytes],
+) -> [f32; R] {
+    const L: usize = 16;
+    const U: usize = 4;
+    let ap = a.as_ptr().cast::<u8>();
+    let row = |r: usize| rp.wrapping_add(r * stride).cast::<u8>();
+    let mut acc = [[_mm512_set1_ps(-0.0); U]; R];
+    let mut i = 0;
+    while i + U * L <= n {
+        // Two lines (64 halves) per row per step.
+        prefetch_rows::<_, R>(rp, stride, i, PREFETCH);
+        prefetch_rows::<_, R>(rp, stride, i + 32, PREFETCH);
+        for u in 0..U {
+            let j = 2 * (i + u * L);
+            // SAFETY: bytes j..j + 32 lie within a's n halves (see the loop bound).
+            let av = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(ap.add(j).cast()) });
+            for (r, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: row r < R holds n halves, bytes j..j + 32 among them.
+                let wv = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(row(r).add(j).cast()) });
+                acc[u] = _mm512_fmadd_ps(wv, av, acc[u]);
+            }
+        }
+        i += U * L;
+    }
+    while i + L <= n {
+        // SAFETY: bytes 2i..2i + 32 lie within a and within every row.
+        let av = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(ap.add(2 * i).cast()) });
+        for (r, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: as above.
+            let wv = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(row(r).add(2 * i).cast()) });
+            acc[0] = _mm512_fmadd_ps(wv, av, acc[0]);
+        }
+        i += L;
+    }
+    let mut sums = [0.0; R];
+    for (r, (s, acc)) in sums.iter_mut().zip(&acc).enumerate() {
+        // SAFETY: row r holds n halves; i ≤ n.
+        let w = unsafe { std::slice::from_raw_parts(rp.add(r * stride + i), n - i) };
+        let v = acc
+            .iter()
+            .fold(_mm512_set1_ps(-0.0), |s, &v| _mm512_add_ps(s, v));
+        *s = _mm512_reduce_add_ps(v) + tail(w, &a[i..n]);
+    }
+    sums
+}
 
 pub(super) fn dot_f16_f16_avx2(w: &[F16Bytes], acts: &[Vec<F16Bytes>], out: &mut [f32]) {
     // SAFETY: listed under Isa::Avx2, and matmul::check_isa only hands it out after Isa::Avx2.available() confirmed the features.
