@@ -1,7 +1,27 @@
-//! x86 pieces of the single-token multi-row kernels (TQ1_0, TQ2_0): the walk over row groups and
-//! the per-row weight prefetch.
+//! x86 pieces of the multi-row kernels (F16, TQ1_0, TQ2_0): the single-token walk over row
+//! groups, the per-row weight prefetch, and the row-by-row fallback for several tokens.
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+
+use super::{ActBlock, BlockFormat, RowDot};
+
+/// Several tokens against `rows` rows of `w`, row by row through the format's row kernel `dot`
+/// (`out[r · tokens + t]`): where a multi-row kernel has nothing better than its row kernel.
+pub(crate) fn by_rows<F: BlockFormat>(
+    w: &[F::Block],
+    rows: usize,
+    acts: &[Vec<ActBlock<F>>],
+    out: &mut [f32],
+    dot: RowDot<F>,
+) {
+    if rows == 0 || acts.is_empty() {
+        return;
+    }
+    let per_row = w.len() / rows;
+    for (r, o) in out.chunks_mut(acts.len()).take(rows).enumerate() {
+        dot(&w[r * per_row..(r + 1) * per_row], acts, o);
+    }
+}
 
 /// Prefetch what each of a group's `R` rows (at `rp`, `stride` blocks apart) reads `ahead` bytes
 /// after step `b`; past a row's end that is the same row of the next group. One stream per row:

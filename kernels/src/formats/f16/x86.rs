@@ -4,8 +4,9 @@
 
 use std::arch::x86_64::*;
 
+use super::F16;
 use crate::activations::F16Bytes;
-use crate::formats::x86_rows::{gemv_rows, prefetch_rows};
+use crate::formats::x86_rows::{by_rows, gemv_rows, prefetch_rows};
 
 /// Tokens that share one widened weight vector.
 const GROUP: usize = 4;
@@ -20,13 +21,10 @@ pub(super) fn rows_f16_f16_avx512(
     acts: &[Vec<F16Bytes>],
     out: &mut [f32],
 ) {
-    if let [a] = acts {
+    match acts {
         // SAFETY: as for dot_f16_f16_avx512, whose variant (Isa::Avx512Vnni) this entry shares.
-        return unsafe { gemv_avx512(w, rows, a, out) };
-    }
-    let per_row = w.len().checked_div(rows).unwrap_or(0);
-    for (r, o) in out.chunks_mut(acts.len().max(1)).take(rows).enumerate() {
-        dot_f16_f16_avx512(&w[r * per_row..(r + 1) * per_row], acts, o);
+        [a] => unsafe { gemv_avx512(w, rows, a, out) },
+        _ => by_rows::<F16>(w, rows, acts, out, dot_f16_f16_avx512),
     }
 }
 

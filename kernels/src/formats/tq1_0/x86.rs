@@ -15,9 +15,9 @@
 
 use std::arch::x86_64::*;
 
-use super::{BlockQ8KTq1, BlockTq1_0, ONE_AT, ONE_BYTE, TRIT_BYTES};
+use super::{BlockQ8KTq1, BlockTq1_0, Tq1_0, ONE_AT, ONE_BYTE, TRIT_BYTES};
 use crate::activations::q8_k::BlockQ8K;
-use crate::formats::x86_rows::{gemv_rows, prefetch_rows};
+use crate::formats::x86_rows::{by_rows, gemv_rows, prefetch_rows};
 
 /// Tokens that share one decoded weight block (their accumulators stay in registers).
 const GROUP: usize = 4;
@@ -35,13 +35,7 @@ pub(super) fn rows_tq1_0_q8_k_avx512(
     match acts {
         // SAFETY: as for dot_tq1_0_q8_k_avx512, whose variant (Isa::Avx512Vnni) this entry shares.
         [a] => unsafe { gemv_avx512(w, rows, a, out) },
-        _ if rows > 0 => {
-            let per_row = w.len() / rows;
-            for (r, o) in out.chunks_mut(acts.len()).take(rows).enumerate() {
-                dot_tq1_0_q8_k_avx512(&w[r * per_row..(r + 1) * per_row], acts, o);
-            }
-        }
-        _ => {}
+        _ => by_rows::<Tq1_0>(w, rows, acts, out, dot_tq1_0_q8_k_avx512),
     }
 }
 

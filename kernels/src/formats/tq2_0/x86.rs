@@ -13,9 +13,10 @@
 use std::arch::x86_64::*;
 
 use super::BlockTq2_0;
+use super::Tq2_0;
 use crate::activations::q8_k::BlockQ8K;
 use crate::amx::transpose16;
-use crate::formats::x86_rows::{gemv_rows, prefetch_rows};
+use crate::formats::x86_rows::{by_rows, gemv_rows, prefetch_rows};
 
 /// Tokens that share one unpacked weight block (their accumulators stay in registers).
 const GROUP: usize = 4;
@@ -38,7 +39,7 @@ pub(super) fn rows_tq2_0_q8_k_avx2(
         // SAFETY: as for dot_tq2_0_q8_k_avx2, whose variant (Isa::Avx2) this entry shares.
         unsafe { gemv_avx2(w, rows, a, out) }
     } else {
-        by_rows(w, rows, acts, out, dot_tq2_0_q8_k_avx2);
+        by_rows::<Tq2_0>(w, rows, acts, out, dot_tq2_0_q8_k_avx2);
     }
 }
 
@@ -52,7 +53,7 @@ pub(super) fn rows_tq2_0_q8_k_avxvnni(
         // SAFETY: as for dot_tq2_0_q8_k_avxvnni, whose variant (Isa::AvxVnni) this entry shares.
         unsafe { gemv_avxvnni(w, rows, a, out) }
     } else {
-        by_rows(w, rows, acts, out, dot_tq2_0_q8_k_avxvnni);
+        by_rows::<Tq2_0>(w, rows, acts, out, dot_tq2_0_q8_k_avxvnni);
     }
 }
 
@@ -67,24 +68,7 @@ pub(super) fn rows_tq2_0_q8_k_avx512(
         [a] => unsafe { gemv_avx512(w, rows, a, out) },
         // SAFETY: the same.
         _ if rows >= GEMM_MIN_ROWS => unsafe { gemm_avx512(w, rows, acts, out) },
-        _ => by_rows(w, rows, acts, out, dot_tq2_0_q8_k_avx512),
-    }
-}
-
-/// Several tokens (prefill): row by row through the token-grouping kernel.
-fn by_rows(
-    w: &[BlockTq2_0],
-    rows: usize,
-    acts: &[Vec<BlockQ8K>],
-    out: &mut [f32],
-    dot: fn(&[BlockTq2_0], &[Vec<BlockQ8K>], &mut [f32]),
-) {
-    if rows == 0 || acts.is_empty() {
-        return;
-    }
-    let per_row = w.len() / rows;
-    for (r, o) in out.chunks_mut(acts.len()).take(rows).enumerate() {
-        dot(&w[r * per_row..(r + 1) * per_row], acts, o);
+        _ => by_rows::<Tq2_0>(w, rows, acts, out, dot_tq2_0_q8_k_avx512),
     }
 }
 
