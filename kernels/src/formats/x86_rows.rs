@@ -1,7 +1,10 @@
 //! x86 pieces of the multi-row kernels (F16, TQ1_0, TQ2_0): the single-token walk over row
 //! groups, the per-row weight prefetch, and the row-by-row fallback for several tokens.
 
-use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+use std::arch::x86_64::{
+    _mm_cvtph_ps, _mm_cvtsi64_si128, _mm_mul_ps, _mm_prefetch, _mm_set1_ps, _mm_storeu_ps,
+    _MM_HINT_T0,
+};
 
 use super::{ActBlock, BlockFormat, RowDot};
 
@@ -52,6 +55,37 @@ pub(crate) fn prefetch_rows<B, const R: usize>(
             _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * line).cast());
         }
     }
+}
+
+/// Block `b`'s f16 scale (`d` of the block) of each of `R ≤ 4` rows at `rp`, `stride` blocks
+/// apart, times the activation scale `da`, into `out`: one conversion and one product serve all
+/// the rows (a block's own scalar conversion, product and broadcast cost three vector uops).
+/// `out` is left in memory, so each row's product takes its scale as a broadcast operand, a
+/// load; lanes kept in a register cost a shuffle and a broadcast each on port 5.
+///
+/// # Safety
+/// Block `b` of rows 0..R must be readable.
+#[inline]
+#[target_feature(enable = "sse2,f16c")]
+pub(crate) unsafe fn row_scales<B, const R: usize>(
+    rp: *const B,
+    stride: usize,
+    b: usize,
+    d: impl Fn(&B) -> [u8; 2],
+    da: f32,
+    out: &mut [f32; 4],
+) {
+    const { assert!(R <= 4) };
+    let mut h = 0u64;
+    for i in 0..R {
+        // SAFETY: block b of row i < R, readable by the caller's contract.
+        let di = d(unsafe { &*rp.add(i * stride + b) });
+        h |= u64::from(u16::from_le_bytes(di)) << (16 * i);
+    }
+    let v = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128(h as i64)), _mm_set1_ps(da));
+    // SAFETY: four f32 into a four-element array.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), v) };
+    std::hint::black_box(out);
 }
 
 /// One token against `rows` rows of `w`: groups of `$r` rows through `$group::<{ $r }>`, the

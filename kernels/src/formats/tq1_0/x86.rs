@@ -17,7 +17,7 @@ use std::arch::x86_64::*;
 
 use super::{BlockQ8KTq1, BlockTq1_0, Tq1_0, ONE_AT, ONE_BYTE, TRIT_BYTES};
 use crate::activations::q8_k::BlockQ8K;
-use crate::formats::x86_rows::{by_rows, gemv_rows, prefetch_rows};
+use crate::formats::x86_rows::{by_rows, gemv_rows, prefetch_rows, row_scales};
 
 /// Tokens that share one decoded weight block (their accumulators stay in registers).
 const GROUP: usize = 4;
@@ -69,7 +69,9 @@ unsafe fn rows_avx512_1t<const R: usize>(
     let mut acc = [_mm512_setzero_ps(); R];
     for (b, y) in a[..nb].iter().enumerate() {
         prefetch_rows::<_, R>(rp, stride, b, PREFETCH);
-        let da = _mm512_set1_ps(y.q8.d());
+        let mut scales = [0.0; 4];
+        // SAFETY: block b of rows 0..R, as below.
+        unsafe { row_scales::<_, R>(rp, stride, b, |x| x.d.0, y.q8.d(), &mut scales) };
         for (i, f) in acc.iter_mut().enumerate() {
             // SAFETY: row i < R, block b < nb: within the rows the caller vouches for.
             let x = unsafe { &*rp.add(i * stride + b) };
@@ -86,8 +88,7 @@ unsafe fn rows_avx512_1t<const R: usize>(
                 s1 = dpwssd(s1, _mm512_mulhi_epu16(odd, p), &d[1]);
             }
             let s = _mm512_add_epi32(s0, s1);
-            let dw = _mm512_cvtph_ps(_mm256_set1_epi16(i16::from_le_bytes(x.d.0)));
-            *f = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), dw), da, *f);
+            *f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(scales[i]), *f);
         }
     }
     acc.map(|f| _mm512_reduce_add_ps(f))

@@ -16,7 +16,7 @@ use super::BlockTq2_0;
 use super::Tq2_0;
 use crate::activations::q8_k::BlockQ8K;
 use crate::amx::transpose16;
-use crate::formats::x86_rows::{by_rows, gemv_rows, prefetch_rows};
+use crate::formats::x86_rows::{by_rows, gemv_rows, prefetch_rows, row_scales};
 
 /// Tokens that share one unpacked weight block (their accumulators stay in registers).
 const GROUP: usize = 4;
@@ -414,7 +414,9 @@ unsafe fn rows_avx512_1t<const R: usize>(
         // SAFETY: the bsums are 16 int16, 32 bytes; they land in the weight-1 lanes 0..8.
         let bs = unsafe { _mm512_zextsi256_si512(_mm256_loadu_si256(y.bsums.as_ptr().cast())) };
         let bias = _mm512_madd_epi16(bs, m16);
-        let da = y.d();
+        let mut scales = [0.0; 4];
+        // SAFETY: block b of rows 0..R, as below.
+        unsafe { row_scales::<_, R>(rp, stride, b, |x| x.d.0, y.d(), &mut scales) };
         for (i, f) in acc.iter_mut().enumerate() {
             // SAFETY: row i < R, block b < nb: within the rows the caller vouches for.
             let x = unsafe { &*rp.add(i * stride + b) };
@@ -431,8 +433,7 @@ unsafe fn rows_avx512_1t<const R: usize>(
             let s = _mm512_srai_epi32::<4>(hi);
             let s = _mm512_dpbusd_epi32(s, _mm512_and_si512(h0, mlo), q[0]);
             let s = _mm512_dpbusd_epi32(s, _mm512_and_si512(h1, mlo), q[2]);
-            let d = _mm512_set1_ps(f16_to_f32(x.d.0) * da);
-            *f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, *f);
+            *f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(scales[i]), *f);
         }
     }
     acc.map(|f| {
