@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use kernels::matmul::prepare;
+use kernels::pool::install_polling;
 use kernels::{find_format, Bytes, Isa, MatMul, WeightFormat};
 use serde::Serialize;
 
@@ -309,7 +310,7 @@ pub fn run(
         let mut probes = Vec::new();
         for &resident in &opts.residents {
             let probe = pool.install(|| bandwidth::ProbeBuffer::new(resident, threads));
-            bandwidths.push(pool.install(|| probe.measure(10)));
+            bandwidths.push(install_polling(&pool, || probe.measure(10)));
             probes.push((resident, probe));
         }
         // Formats are timed interleaved (A B C A B C ...) per shape, so drift hits all alike.
@@ -357,15 +358,16 @@ pub fn run(
                         }
                         cases.push(kernels);
                     }
-                    let (all_samples, probe_gbps) =
-                        pool.install(|| time_interleaved(&cases, tokens, opts, planted, probe));
+                    let (all_samples, probe_gbps) = install_polling(&pool, || {
+                        time_interleaved(&cases, tokens, opts, planted, probe)
+                    });
                     // The roofline is what the machine was seen to attain: the higher of the
                     // run's probe and the reads between these cases. Either alone read low at
                     // times on a busy host (kernels at 117% and 130% "of bandwidth").
                     let bw = probe_gbps.map_or(upfront, |g| g.max(upfront));
                     let energies: Vec<Option<crate::energy::EnergyReport>> =
                         match opts.energy.as_deref().filter(|s| s.meter().is_some()) {
-                            Some(session) => pool.install(|| {
+                            Some(session) => install_polling(&pool, || {
                                 cases
                                     .iter()
                                     .map(|c| energy_pass(c, tokens, session))

@@ -224,8 +224,9 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<RunRecord, RunError> {
         .unwrap_or_else(|| Arc::new(Session::not_measured("no probe given to this run")));
     let mut windows = Vec::new();
     // Everything timed runs on a pool worker, so each op's parallel work starts where it is
-    // issued instead of waking the pool from outside (see `CpuBackend::pool`).
-    pool.install(|| -> Result<(), RunError> {
+    // issued instead of waking the pool from outside (see `CpuBackend::pool`), and the other
+    // workers poll between ops instead of sleeping (see `kernels::pool`).
+    kernels::pool::install_polling(&pool, || -> Result<(), RunError> {
         // Warm-up: one untimed token touches every weight page and spins the pool up.
         model.forward(&prompt[..1], Logits::Last)?;
         let mut window = |phase, from: Option<power::Mark>, tokens: usize| {

@@ -13,6 +13,7 @@ pub mod cpu;
 mod error;
 pub mod formats;
 pub mod matmul;
+pub mod pool;
 pub mod registry;
 
 /// Packed weight bytes: owned, or shared in place with a memory-mapped file.
