@@ -1,6 +1,7 @@
 //! Bad input gets a typed error that names the format and what was wrong, never a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use kernels::formats::check_finite;
 use kernels::{KernelError, FORMATS};
 
 fn ternary(n: usize) -> Vec<f32> {
@@ -129,5 +130,34 @@ fn tq_formats_round_non_ternary_weights_as_ggml_does() {
         w[5] = -0.125; // exactly half: rounds away from zero
         let back = f.unpack(&f.pack(&w, 1, 256).unwrap(), 1, 256).unwrap();
         assert_eq!((back[3], back[4], back[5]), (0.0, 0.25, -0.25), "{name}");
+    }
+}
+
+/// The finiteness check (vectorized where the CPU allows) finds the first NaN or infinity at
+/// every position of the vector steps and of a ragged tail, and passes the extreme finite values.
+#[test]
+fn the_finiteness_check_names_the_first_offender_anywhere() {
+    let edge = [f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45, -0.0, 0.0];
+    for len in [1, 15, 16, 17, 47, 256, 263] {
+        let good: Vec<f32> = (0..len).map(|i| edge[i % edge.len()]).collect();
+        assert!(
+            check_finite("f32", "activations", &good).is_ok(),
+            "len {len}"
+        );
+        for at in 0..len {
+            for bad in [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut v = good.clone();
+                v[at] = bad;
+                // A second offender later must not hide the first.
+                if at + 3 < len {
+                    v[at + 3] = f32::NAN;
+                }
+                let err = check_finite("f32", "activations", &v).unwrap_err();
+                assert!(
+                    matches!(err, KernelError::NonFinite { index, .. } if index == at),
+                    "len {len}, {bad} at {at}: {err}"
+                );
+            }
+        }
     }
 }

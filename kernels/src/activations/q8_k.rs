@@ -40,7 +40,10 @@ impl BlockActivation for Q8K {
 
     fn quantize_blocks(src: &[f32], dst: &mut [BlockQ8K]) {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+        {
             // SAFETY: the features were just detected.
             unsafe { x86::quantize_blocks_avx512(src, dst) };
             return;
@@ -94,11 +97,12 @@ mod x86 {
     /// [`super::quantize_block`] with AVX-512, bit for bit: the same first element of largest
     /// magnitude, the same `nearest_int(iscale · v)` by the same float operations, 16 values
     /// (one bsum) per vector. Activations are quantized once per token per product; at
-    /// prefill the scalar loop cost as much as the matrix product itself.
+    /// prefill the scalar loop cost as much as the matrix product itself. The bsums come from
+    /// byte sums of the packed values (`vpsadbw`), not a reduction per 16 values.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F and BW.
-    #[target_feature(enable = "avx512f,avx512bw")]
+    /// The CPU must have AVX-512 F, BW and VL.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(super) unsafe fn quantize_blocks_avx512(src: &[f32], dst: &mut [BlockQ8K]) {
         for (x, y) in src.chunks_exact(QK_K).zip(dst) {
             // SAFETY: x holds QK_K f32: sixteen 512-bit loads.
@@ -118,30 +122,62 @@ mod x86 {
                 amax = _mm512_max_epi32(amax, m);
             }
             let amax = _mm512_reduce_max_epi32(amax) as u32;
-            let Some(&max) = x
-                .iter()
-                .find(|v| amax != 0 && v.to_bits() & 0x7fff_ffff == amax)
-            else {
+            if amax == 0 {
+                *y = BlockQ8K::zeroed();
+                continue;
+            }
+            // The first value of that magnitude, sixteen at a time (NaN never equals it).
+            let target = _mm512_set1_epi32(amax as i32);
+            let abs = _mm512_set1_epi32(0x7fff_ffff);
+            let Some(first) = v.iter().enumerate().find_map(|(i, &v)| {
+                let m = _mm512_and_si512(_mm512_castps_si512(v), abs);
+                let hit = _mm512_cmpeq_epi32_mask(m, target);
+                (hit != 0).then(|| 16 * i + hit.trailing_zeros() as usize)
+            }) else {
                 *y = BlockQ8K::zeroed();
                 continue;
             };
-            let iscale = -127.0 / max;
+            let iscale = -127.0 / x[first];
             let scale = _mm512_set1_ps(iscale);
             let magic = _mm512_set1_ps(12_582_912.0);
-            for (i, &v) in v.iter().enumerate() {
+            let q: [__m512i; 16] = std::array::from_fn(|i| {
                 // nearest_int: the rounding add, then the low mantissa bits less 2^22.
-                let r = _mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(scale, v), magic));
+                let r = _mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(scale, v[i]), magic));
                 let q = _mm512_sub_epi32(
                     _mm512_and_si512(r, _mm512_set1_epi32(0x007f_ffff)),
                     _mm512_set1_epi32(0x0040_0000),
                 );
-                let q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
-                // SAFETY: 16 bytes into qs[16i..16i + 16].
-                unsafe {
-                    _mm_storeu_si128(y.qs[16 * i..].as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q))
-                };
-                y.bsums[i] = (_mm512_reduce_add_epi32(q) as i16).to_le_bytes();
+                _mm512_min_epi32(q, _mm512_set1_epi32(127))
+            });
+            // Four vectors (64 values, all in -127..=127) to bytes with two saturating packs,
+            // which interleave them by 128-bit lane; a dword permutation puts them in order.
+            let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+            let bias = _mm512_set1_epi8(-128);
+            let mut sad = [_mm512_setzero_si512(); 4];
+            for (g, (q, sad)) in q.chunks_exact(4).zip(&mut sad).enumerate() {
+                let lo = _mm512_packs_epi32(q[0], q[1]);
+                let hi = _mm512_packs_epi32(q[2], q[3]);
+                let bytes = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(lo, hi));
+                // SAFETY: 64 bytes into qs[64g..64g + 64].
+                unsafe { _mm512_storeu_si512(y.qs[64 * g..].as_mut_ptr().cast(), bytes) };
+                // Sums of eight bytes each, biased by 128 a byte to make them unsigned.
+                *sad = _mm512_sad_epu8(_mm512_xor_si512(bytes, bias), _mm512_setzero_si512());
             }
+            // Pairs of eight-byte sums are the sixteen-value bsums: sums of vectors 2j and 2j + 1
+            // hold bsums 4·(2j) + lane and 4·(2j + 1) + lane, one pair per 128-bit lane.
+            let pair = |a: __m512i, b: __m512i| {
+                let s = _mm512_add_epi64(_mm512_unpacklo_epi64(a, b), _mm512_unpackhi_epi64(a, b));
+                _mm512_cvtepi64_epi16(s)
+            };
+            let (s01, s23) = (pair(sad[0], sad[1]), pair(sad[2], sad[3]));
+            let sums = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(s01), s23);
+            let order = _mm256_setr_epi16(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+            let sums = _mm256_sub_epi16(
+                _mm256_permutexvar_epi16(order, sums),
+                _mm256_set1_epi16(16 * 128),
+            );
+            // SAFETY: the bsums are 16 int16, 32 bytes.
+            unsafe { _mm256_storeu_si256(y.bsums.as_mut_ptr().cast(), sums) };
             y.d = (1.0 / iscale).to_le_bytes();
         }
     }

@@ -256,11 +256,7 @@ pub fn check_finite(
     what: &'static str,
     v: &[f32],
 ) -> Result<(), KernelError> {
-    // Branch-free over chunks (vectorized); the search for the offender only on failure.
-    let finite = v
-        .chunks(256)
-        .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite()));
-    if finite {
+    if all_finite(v) {
         return Ok(());
     }
     match v.iter().position(|x| !x.is_finite()) {
@@ -272,6 +268,39 @@ pub fn check_finite(
         }),
         None => Ok(()),
     }
+}
+
+/// Whether no value is NaN or infinite; the search for the offender is left to failures.
+fn all_finite(v: &[f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature was just detected.
+        return unsafe { all_finite_avx512(v) };
+    }
+    // Branch-free over chunks, so it vectorizes (at the build's baseline width).
+    v.chunks(256)
+        .all(|c| c.iter().fold(true, |ok, x| ok & x.is_finite()))
+}
+
+/// [`all_finite`] sixteen values a step: a value is not finite when its exponent bits are all
+/// set. Activations are checked once per product, and the baseline build's SSE loop took a third
+/// of quantizing a 2560-value token.
+///
+/// # Safety
+/// The CPU must have AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn all_finite_avx512(v: &[f32]) -> bool {
+    use std::arch::x86_64::*;
+    let exp = _mm512_set1_epi32(0x7f80_0000);
+    let mut bad = 0u16;
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        // SAFETY: `c` is 16 f32, one unaligned 512-bit load.
+        let x = unsafe { _mm512_loadu_si512(c.as_ptr().cast()) };
+        bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(x, exp), exp);
+    }
+    bad == 0 && chunks.remainder().iter().all(|x| x.is_finite())
 }
 
 pub(crate) fn check_len(
