@@ -111,26 +111,21 @@ mod x86 {
             // Magnitudes compared as integers (non-negative floats order like their bits),
             // NaN excluded as the reference's `>` excludes it.
             let inf = _mm512_set1_epi32(0x7f80_0000);
-            let mut amax = _mm512_setzero_si512();
-            for &v in &v {
+            let mag: [__m512i; QK_K / 16] = v.map(|v| {
                 let m = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fff_ffff));
-                let m = _mm512_mask_blend_epi32(
-                    _mm512_cmpgt_epi32_mask(m, inf),
-                    m,
-                    _mm512_setzero_si512(),
-                );
-                amax = _mm512_max_epi32(amax, m);
-            }
+                _mm512_mask_blend_epi32(_mm512_cmpgt_epi32_mask(m, inf), m, _mm512_setzero_si512())
+            });
+            let amax = mag
+                .iter()
+                .fold(_mm512_setzero_si512(), |a, &m| _mm512_max_epi32(a, m));
             let amax = _mm512_reduce_max_epi32(amax) as u32;
             if amax == 0 {
                 *y = BlockQ8K::zeroed();
                 continue;
             }
-            // The first value of that magnitude, sixteen at a time (NaN never equals it).
+            // The first value of that magnitude, sixteen at a time (NaN lanes hold 0 here).
             let target = _mm512_set1_epi32(amax as i32);
-            let abs = _mm512_set1_epi32(0x7fff_ffff);
-            let Some(first) = v.iter().enumerate().find_map(|(i, &v)| {
-                let m = _mm512_and_si512(_mm512_castps_si512(v), abs);
+            let Some(first) = mag.iter().enumerate().find_map(|(i, &m)| {
                 let hit = _mm512_cmpeq_epi32_mask(m, target);
                 (hit != 0).then(|| 16 * i + hit.trailing_zeros() as usize)
             }) else {
