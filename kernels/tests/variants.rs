@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kernels::matmul::available_isas;
-use kernels::{Bytes, WeightFormat, FORMATS};
+use kernels::{Bytes, Origin, WeightFormat, FORMATS};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -113,12 +113,12 @@ fn check_variants(
     }
 }
 
-/// The scale of weight `i` (row-major) on random floats: the formats that store a scale per
-/// 256-block get one that changes from block to block and from row to row (seven values, and no
-/// shape here has a multiple of seven blocks per row), so a kernel that pairs a block with another
-/// row's or block's scale fails; the others share one scale per tensor.
-fn block_scale(name: &str, i: usize) -> f32 {
-    if matches!(name, "tq1_0" | "tq2_0") {
+/// The scale of ternary weight `i` (row-major) on random floats: ggml's ternary formats store a
+/// scale per 256-block, so theirs changes from block to block and from row to row (seven values,
+/// and no shape here has a multiple of seven blocks per row), and a kernel that pairs a block with
+/// another row's or block's scale fails; bitnet.cpp's keep one scale per tensor.
+fn block_scale(f: &dyn WeightFormat, i: usize) -> f32 {
+    if f.info().origin == Origin::Ggml {
         0.37 * (1.0 + (i / 256 % 7) as f32 * 0.25)
     } else {
         0.37
@@ -162,7 +162,7 @@ fn run(exact: bool, cases: u32) {
                         integer_weights(name, &wi)
                             .iter()
                             .enumerate()
-                            .map(|(i, v)| v * block_scale(name, i))
+                            .map(|(i, v)| v * block_scale(*f, i))
                             .collect(),
                         xf.clone(),
                     )
